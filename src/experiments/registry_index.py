@@ -120,6 +120,8 @@ class IndexSnapshot:
     loaded: bool = False
     progress: tuple[int, int] = (0, 0)
     by_id: dict[str, SessionHead] = field(default_factory=dict)
+    # Views computed from this snapshot (filters, stats); dies with it.
+    cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
 
     def newest_first(self) -> Iterable[SessionHead]:
         return reversed(self.sessions)

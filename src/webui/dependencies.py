@@ -1,0 +1,55 @@
+"""Typed access to the app's shared state, for route signatures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from src.experiments.registry_index import IndexSnapshot, RegistryIndex
+from src.webui.live_track import utcnow
+from src.webui.live_updates import LiveUpdates
+from src.webui.session_query import SessionQuery
+from src.webui.settings import Settings
+
+# How long a request waits for the first index load before it shows progress.
+FIRST_LOAD_WAIT_SECONDS = 2.0
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _index(request: Request) -> RegistryIndex:
+    index: RegistryIndex = request.app.state.index
+    return index
+
+
+def _updates(request: Request) -> LiveUpdates:
+    updates: LiveUpdates = request.app.state.updates
+    return updates
+
+
+def _snapshot(index: Annotated[RegistryIndex, Depends(_index)]) -> IndexSnapshot:
+    index.start_loading()  # no-op once the lifespan (or an earlier request) started it
+    index.wait_loaded(FIRST_LOAD_WAIT_SECONDS)
+    return index.snapshot()
+
+
+def _stale_after(settings: Annotated[Settings, Depends(_settings)]) -> timedelta:
+    return timedelta(seconds=settings.stale_after_seconds)
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+IndexDep = Annotated[RegistryIndex, Depends(_index)]
+SnapshotDep = Annotated[IndexSnapshot, Depends(_snapshot)]
+UpdatesDep = Annotated[LiveUpdates, Depends(_updates)]
+QueryDep = Annotated[SessionQuery, Query()]
+StaleAfterDep = Annotated[timedelta, Depends(_stale_after)]
+NowDep = Annotated[datetime, Depends(_now)]

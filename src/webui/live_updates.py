@@ -1,0 +1,123 @@
+"""Keep the index current and tell open pages when the registry changed.
+
+One watcher per server process, however many tabs are open: a file watch
+(watchfiles/inotify) re-reads the files it reports, and a periodic
+reconciliation catches what a watch can miss (in-place rewrites on network
+file systems, a directory created later, a watcher restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from src.experiments.registry_index import RegistryIndex, SessionChange
+from src.webui.session_query import head_status, is_terminal
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBER_BACKLOG = 64
+
+
+def ended_sessions(changes: list[SessionChange]) -> list[dict[str, Any]]:
+    """Sessions that reached an end state in these changes, for notifications."""
+    ended = []
+    for change in changes:
+        after = change.after
+        if after is None or not is_terminal(after):
+            continue
+        if change.before is not None and is_terminal(change.before):
+            continue
+        ended.append(
+            {
+                "session_id": after.session_id,
+                "mode": after.mode,
+                "status": head_status(after),
+                "realized_pnl": after.realized_pnl,
+            }
+        )
+    return ended
+
+
+class LiveUpdates:
+    """Owns the watcher tasks and the queues of the open event streams."""
+
+    def __init__(self, index: RegistryIndex, reconcile_seconds: float, watch: bool) -> None:
+        self.index = index
+        self._reconcile_seconds = reconcile_seconds
+        self._watch = watch
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def publish(self, changes: list[SessionChange]) -> None:
+        event = {"generation": self.index.snapshot().generation, "ended": ended_sessions(changes)}
+        for queue in self._subscribers:
+            if queue.full():  # a stalled tab gets the newest state, not a backlog
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+    async def start(self) -> None:
+        self.index.start_loading()
+        self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        if self._watch:
+            self._tasks.append(asyncio.create_task(self._watch_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _refresh(self, names: set[str] | None = None) -> None:
+        if names is None:
+            changes = await asyncio.to_thread(self.index.reconcile)
+        else:
+            changes = await asyncio.to_thread(self.index.refresh_names, names)
+        if changes:
+            self.publish(changes)
+
+    async def _reconcile_loop(self) -> None:
+        await asyncio.to_thread(self.index.wait_loaded, 24 * 3600)
+        self.publish([])  # pages that opened while the index loaded
+        while True:
+            await asyncio.sleep(self._reconcile_seconds)
+            try:
+                await self._refresh()
+            except Exception:  # the loop must outlive any one bad pass
+                logger.exception("Reconciling the live-session registry failed")
+
+    async def _watch_loop(self) -> None:
+        from watchfiles import awatch
+
+        directory: Path = self.index.directory
+        while True:
+            if not directory.is_dir():
+                await asyncio.sleep(1.0)
+                if directory.is_dir():
+                    await self._refresh()
+                continue
+            try:
+                async for batch in awatch(directory, debounce=150, step=50, recursive=False):
+                    await self._refresh({Path(path).name for _, path in batch})
+            except Exception:
+                logger.warning("Registry watch stopped; reconciling and restarting", exc_info=True)
+            await asyncio.sleep(1.0)
+            await self._refresh()

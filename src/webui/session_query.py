@@ -1,0 +1,213 @@
+"""What a trader asks of the registry: filters, sort order and page, as one value.
+
+The same ``SessionQuery`` parses the query string of the HTML page and of the
+JSON API, so a bookmarked page and an API call with the same URL parameters
+always select the same sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from src.experiments.live_session_registry import TERMINAL_STATUSES, utc_instant
+from src.experiments.registry_index import IndexSnapshot, SessionHead
+
+SessionStatus = Literal["started", "completed", "failed", "aborted"]
+SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
+KNOWN_MODES = ("shadow", "testnet", "paper", "live")
+QuickRange = Literal["today", "7d", "30d"]
+SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
+
+# Writers outside Phase 81 use other words for the same states; map them so a
+# record is shown with a sensible badge instead of being dropped.
+_STATUS_ALIASES: dict[str, SessionStatus] = {
+    "running": "started",
+    "active": "started",
+    "in_progress": "started",
+    "success": "completed",
+    "succeeded": "completed",
+    "finished": "completed",
+    "done": "completed",
+    "ok": "completed",
+    "error": "failed",
+    "errored": "failed",
+    "crashed": "failed",
+    "failure": "failed",
+    "cancelled": "aborted",
+    "canceled": "aborted",
+    "stopped": "aborted",
+    "killed": "aborted",
+    "interrupted": "aborted",
+}
+
+
+def normalize_status(raw: str, ended: bool) -> SessionStatus:
+    """Map any stored status onto the four the panel knows."""
+    text = raw.strip().lower()
+    if text in SESSION_STATUSES:
+        return text  # type: ignore[return-value]
+    if text in _STATUS_ALIASES:
+        return _STATUS_ALIASES[text]
+    # Unknown words: a session with an end did not clearly succeed.
+    return "aborted" if ended else "started"
+
+
+def head_status(head: SessionHead) -> SessionStatus:
+    return normalize_status(head.status, head.finished_at is not None)
+
+
+def is_terminal(head: SessionHead) -> bool:
+    return head_status(head) in TERMINAL_STATUSES
+
+
+def is_stale(head: SessionHead, now: datetime, stale_after: timedelta) -> bool:
+    """A running session whose writer has been silent too long may have died."""
+    if head_status(head) != "started":
+        return False
+    if head.updated_at is not None:
+        last_seen = utc_instant(head.updated_at)
+    else:
+        last_seen = datetime.fromtimestamp(head.stamp.mtime_ns / 1e9, tz=timezone.utc)
+    return now - last_seen > stale_after
+
+
+class SessionQuery(BaseModel):
+    """Filters, sort and page of a session listing, as they appear in the URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(10, ge=1, le=100, description="Sessions per page (1-100)")
+    page: int = Field(1, ge=1, le=100_000, description="Page number, from 1")
+    mode: tuple[str, ...] = Field((), description="Only these modes (repeatable)")
+    status: tuple[SessionStatus, ...] = Field((), description="Only these statuses (repeatable)")
+    symbol: str | None = Field(None, max_length=64, description="Exact symbol, e.g. BTC/USDT")
+    environment: str | None = Field(
+        None, max_length=128, description="Text contained in 'env_name / symbol'"
+    )
+    since: datetime | None = Field(None, description="Started at or after (ISO-8601)")
+    until: datetime | None = Field(None, description="Started at or before (ISO-8601)")
+    range: QuickRange | None = Field(None, description="Quick range: today, 7d or 30d")
+    sort: SortKey = Field("recent", description="recent = end time, else start time")
+    order: Literal["desc", "asc"] = "desc"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: object) -> object:
+        # HTML forms send empty inputs as "since=": treat them as not given.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != "" and v != [""]}
+        return data
+
+    @field_validator("mode")
+    @classmethod
+    def _modes_are_words(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
+        for mode in modes:
+            if not (0 < len(mode) <= 32 and mode.replace("_", "").replace("-", "").isalnum()):
+                raise ValueError(f"invalid mode {mode[:40]!r}: letters, digits, _ and - only")
+        return modes
+
+    @field_validator("symbol", "environment")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> SessionQuery:
+        if self.since and self.until and utc_instant(self.since) > utc_instant(self.until):
+            raise ValueError("'since' must not be after 'until'")
+        return self
+
+    def time_bounds(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """Resolve quick ranges against now; explicit bounds narrow them further."""
+        since = utc_instant(self.since) if self.since else None
+        until = utc_instant(self.until) if self.until else None
+        if self.range is not None:
+            if self.range == "today":
+                start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            else:
+                start = now - timedelta(days=int(self.range[:-1]))
+            since = max(since, start) if since else start
+        return since, until
+
+    def filter_key(self, now: datetime) -> tuple[object, ...]:
+        """Everything that decides which sessions match, for caching per snapshot."""
+        since, until = self.time_bounds(now)
+        return (self.mode, self.status, self.symbol, self.environment, since, until)
+
+
+def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
+    modes = set(query.mode)
+    statuses = set(query.status)
+    since, until = query.time_bounds(now)
+    needle = query.environment.lower() if query.environment else None
+
+    def matches(head: SessionHead) -> bool:
+        if modes and head.mode not in modes:
+            return False
+        if statuses and head_status(head) not in statuses:
+            return False
+        if query.symbol and head.symbol != query.symbol:
+            return False
+        if needle and needle not in f"{head.env_name} / {head.symbol}".lower():
+            return False
+        started = utc_instant(head.started_at)
+        return not (since and started < since or until and started > until)
+
+    return matches
+
+
+def cached_view(
+    snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], object]
+) -> object:
+    # Results live as long as the snapshot they were computed from.
+    cache = snapshot.cache
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 128:
+            cache.clear()
+        found = cache[key] = build()
+    return found
+
+
+def filter_sessions(
+    snapshot: IndexSnapshot, query: SessionQuery, now: datetime
+) -> Sequence[SessionHead]:
+    """Sessions matching the filters, newest activity first."""
+    key = ("filter", *query.filter_key(now))
+
+    def build() -> tuple[SessionHead, ...]:
+        matches = _matcher(query, now)
+        return tuple(head for head in snapshot.newest_first() if matches(head))
+
+    return cached_view(snapshot, key, build)  # type: ignore[return-value]
+
+
+_SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
+    "started": lambda h: utc_instant(h.started_at),
+    "ended": lambda h: utc_instant(h.finished_at) if h.finished_at else None,
+    "pnl": lambda h: h.realized_pnl,
+    "drawdown": lambda h: h.max_drawdown,
+}
+
+
+def sort_sessions(
+    snapshot: IndexSnapshot, query: SessionQuery, now: datetime
+) -> Sequence[SessionHead]:
+    """The filtered sessions in the requested order; empty values always last."""
+    matching = filter_sessions(snapshot, query, now)
+    if query.sort == "recent":
+        return matching if query.order == "desc" else matching[::-1]
+    key = ("sort", query.sort, query.order, *query.filter_key(now))
+    value_of = _SORT_VALUES[query.sort]
+
+    def build() -> tuple[SessionHead, ...]:
+        present = [h for h in matching if value_of(h) is not None]
+        missing = [h for h in matching if value_of(h) is None]
+        present.sort(key=value_of, reverse=query.order == "desc")  # type: ignore[arg-type]
+        return (*present, *missing)
+
+    return cached_view(snapshot, key, build)  # type: ignore[return-value]

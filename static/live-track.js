@@ -1,0 +1,225 @@
+// Live-Track page behaviour: live refresh over Server-Sent Events, pause,
+// click-to-expand rows, opt-in notifications and the theme toggle.
+// Without this script the page still works: every view is server-rendered.
+(function () {
+  "use strict";
+
+  var EVENTS_URL = "/api/live_sessions/events";
+  var RECONNECT_MS = 3000;
+  var STATUS_LABELS = { completed: "Completed", failed: "Failed", aborted: "Aborted", started: "Running" };
+
+  function $(id) { return document.getElementById(id); }
+
+  // --- Theme -------------------------------------------------------------
+  function setupTheme() {
+    var button = $("theme-toggle");
+    if (!button) { return; }
+    var order = ["auto", "dark", "light"];
+    var names = { auto: "Auto", dark: "Dunkel", light: "Hell" };
+    function current() { return document.documentElement.getAttribute("data-theme") || "auto"; }
+    function show() { button.textContent = "Theme: " + names[current()]; }
+    button.hidden = false;
+    show();
+    button.addEventListener("click", function () {
+      var next = order[(order.indexOf(current()) + 1) % order.length];
+      if (next === "auto") {
+        document.documentElement.removeAttribute("data-theme");
+      } else {
+        document.documentElement.setAttribute("data-theme", next);
+      }
+      try { localStorage.setItem("live-track-theme", next); } catch (e) { /* not remembered */ }
+      show();
+    });
+  }
+
+  // --- Click-to-expand rows ---------------------------------------------
+  var expanded = new Set();
+
+  function toggleRow(row, open) {
+    var button = row.querySelector(".expand");
+    var next = row.nextElementSibling;
+    var isOpen = next && next.classList.contains("detail-row");
+    if (open === undefined) { open = !isOpen; }
+    var id = row.getAttribute("data-session-id");
+    if (!open) {
+      if (isOpen) { next.remove(); }
+      button.setAttribute("aria-expanded", "false");
+      button.textContent = "▸";
+      expanded.delete(id);
+      return Promise.resolve();
+    }
+    if (isOpen) { return Promise.resolve(); }
+    expanded.add(id);
+    button.setAttribute("aria-expanded", "true");
+    button.textContent = "▾";
+    return fetch(row.getAttribute("data-detail-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var detail = document.createElement("tr");
+        detail.className = "detail-row";
+        var cell = document.createElement("td");
+        cell.colSpan = row.children.length;
+        cell.innerHTML = html; // server-rendered and escaped by the template
+        detail.appendChild(cell);
+        row.after(detail);
+      })
+      .catch(function () { expanded.delete(id); button.setAttribute("aria-expanded", "false"); });
+  }
+
+  function enableRows(panel) {
+    panel.querySelectorAll(".session-row").forEach(function (row) {
+      var button = row.querySelector(".expand");
+      if (!button) { return; }
+      button.hidden = false;
+      if (expanded.has(row.getAttribute("data-session-id"))) { toggleRow(row, true); }
+    });
+  }
+
+  function setupRows(panel) {
+    panel.addEventListener("click", function (event) {
+      var button = event.target.closest(".expand");
+      if (button) { toggleRow(button.closest(".session-row")); }
+    });
+    enableRows(panel);
+  }
+
+  // --- Notifications -----------------------------------------------------
+  function notificationsAllowed() {
+    return "Notification" in window && Notification.permission === "granted";
+  }
+
+  function setupNotifications() {
+    var button = $("notify-toggle");
+    if (!button || !("Notification" in window)) { return; }
+    function show() {
+      button.hidden = false;
+      if (Notification.permission === "granted") {
+        button.textContent = "Benachrichtigungen an";
+        button.disabled = true;
+      } else if (Notification.permission === "denied") {
+        button.textContent = "Benachrichtigungen blockiert";
+        button.disabled = true;
+      }
+    }
+    show();
+    button.addEventListener("click", function () {
+      Notification.requestPermission().then(show);
+    });
+  }
+
+  function formatPnl(value) {
+    if (value === null || value === undefined) { return "–"; }
+    return (value > 0 ? "+" : "") + value.toFixed(2);
+  }
+
+  function announce(session) {
+    var urgent = session.status === "failed" || session.mode === "live";
+    var label = STATUS_LABELS[session.status] || session.status;
+    var title = (urgent ? "⚠ " : "") + "Session " + label + " · " + session.mode.toUpperCase();
+    var body = session.session_id + "\nStatus: " + label + " · PnL: " + formatPnl(session.realized_pnl);
+    showToast(title, body, session);
+    if (notificationsAllowed()) {
+      new Notification(title, { body: body, tag: session.session_id, requireInteraction: urgent });
+    }
+  }
+
+  function showToast(title, body, session) {
+    var box = $("toasts");
+    if (!box) { return; }
+    var toast = document.createElement("div");
+    toast.className = "toast toast-" + session.status + (session.mode === "live" ? " toast-live" : "");
+    var strong = document.createElement("strong");
+    strong.textContent = title;
+    var text = document.createElement("div");
+    text.textContent = body;
+    toast.append(strong, text);
+    box.appendChild(toast);
+    setTimeout(function () { toast.remove(); }, 8000);
+  }
+
+  // --- Live refresh ------------------------------------------------------
+  function setupLive(panel) {
+    var indicator = $("live-indicator");
+    var pauseButton = $("live-pause");
+    var label = indicator.querySelector(".live-label");
+    var time = indicator.querySelector(".live-time");
+    var paused = false;
+    var pending = false;
+    var source = null;
+    var connected = false;
+
+    function setState(state) {
+      indicator.setAttribute("data-state", state);
+      label.textContent = state === "paused" ? "pausiert" : state;
+    }
+
+    function stamp() {
+      time.textContent = "· " + new Date().toLocaleTimeString("de-DE");
+    }
+
+    function refresh() {
+      if (paused) { pending = true; return; }
+      pending = false;
+      var wrap = panel.querySelector(".table-wrap");
+      var scrollLeft = wrap ? wrap.scrollLeft : 0;
+      fetch(panel.getAttribute("data-partial"), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+        .then(function (html) {
+          panel.innerHTML = html; // server-rendered partial, escaped by the template
+          var newWrap = panel.querySelector(".table-wrap");
+          if (newWrap) { newWrap.scrollLeft = scrollLeft; }
+          enableRows(panel);
+          stamp();
+        })
+        .catch(function () { setState("offline"); });
+    }
+
+    function currentGeneration() {
+      var section = panel.querySelector("[data-generation]");
+      return section ? Number(section.getAttribute("data-generation")) : -1;
+    }
+
+    function connect() {
+      source = new EventSource(EVENTS_URL);
+      source.addEventListener("hello", function (event) {
+        connected = true;
+        if (!paused) { setState("live"); }
+        stamp();
+        var data = JSON.parse(event.data);
+        if (data.generation !== currentGeneration()) { refresh(); }
+      });
+      source.addEventListener("update", function (event) {
+        var data = JSON.parse(event.data);
+        (data.ended || []).forEach(announce);
+        refresh();
+      });
+      source.onerror = function () {
+        connected = false;
+        setState("offline");
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(connect, RECONNECT_MS); // the browser gave up; we do not
+        }
+      };
+    }
+
+    indicator.hidden = false;
+    pauseButton.hidden = false;
+    pauseButton.addEventListener("click", function () {
+      paused = !paused;
+      pauseButton.setAttribute("aria-pressed", String(paused));
+      pauseButton.textContent = paused ? "Fortsetzen" : "Pause";
+      setState(paused ? "paused" : (connected ? "live" : "offline"));
+      if (!paused && pending) { refresh(); }
+    });
+    connect();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupTheme();
+    var panel = $("live-track-panel");
+    if (!panel) { return; }
+    setupRows(panel);
+    setupNotifications();
+    setupLive(panel);
+  });
+})();
