@@ -73,6 +73,15 @@ class LiveSessionHandle:
             )
 
 
+def _describe(exc: BaseException) -> str:
+    """Short error text; never raises, so the bot's own exception stays the one raised."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not replace the exception
+        text = "<unprintable exception>"
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
 def new_session_id(mode: str, started_at: datetime) -> str:
     """Build a unique, readable id such as ``session_20251208_120000_shadow_1a2b3c``."""
     return f"session_{started_at:%Y%m%d_%H%M%S}_{mode}_{uuid.uuid4().hex[:6]}"
@@ -119,6 +128,6 @@ def live_session(
         session.finish("aborted", f"SystemExit: exit code {exc.code}")
         raise
     except BaseException as exc:
-        session.finish("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        session.finish("failed", _describe(exc))
         raise
     session.finish("completed")

@@ -13,8 +13,8 @@ import json
 import logging
 import math
 import os
+import secrets
 import stat
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,9 +57,15 @@ def parse_timestamp(value: object, key: str) -> datetime:
     if text.endswith(("Z", "z")):  # fromisoformat on Python 3.10 rejects "Z"
         text = text[:-1] + "+00:00"
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRecord(f"{key} is not an ISO-8601 timestamp: {value[:40]!r}") from None
+    try:
+        # Sorting converts to UTC; "0001-01-01T00:00:00+01:00" has no UTC instant.
+        utc_instant(moment)
+    except OverflowError:
+        raise InvalidRecord(f"{key} is out of range in UTC: {value[:40]!r}") from None
+    return moment
 
 
 def utc_instant(moment: datetime) -> datetime:
@@ -187,15 +193,27 @@ def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def _metrics(data: Mapping[str, Any]) -> dict[str, Any]:
     metrics = _object(data, "metrics")
-    for key in _NUMERIC_METRICS:
+    for key in _NUMERIC_METRICS + _COUNT_METRICS:
         value = metrics.get(key)
-        if value is not None and not _is_number(value):
-            raise InvalidRecord(f"metrics.{key} must be a number, got {_json_type(value)}")
-    for key in _COUNT_METRICS:
-        value = metrics.get(key)
-        if value is not None and not (_is_number(value) and float(value).is_integer()):
+        if value is None:
+            continue
+        number = _finite_float_or_none(value)
+        if number is None:
+            raise InvalidRecord(f"metrics.{key} must be a finite number, got {value!r:.40}")
+        if key in _COUNT_METRICS and not number.is_integer():
             raise InvalidRecord(f"metrics.{key} must be a whole number, got {value!r:.40}")
     return metrics
+
+
+def _finite_float_or_none(value: object) -> float | None:
+    # Readers turn metrics into floats; an integer like 10**400 would overflow there.
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _is_number(value: object) -> bool:
@@ -230,8 +248,8 @@ def register_live_session_run(
     directory = resolve_registry_dir(base_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / record_filename(record)
-    payload = json.dumps(record.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=directory)
+    payload = _record_json(record).encode("utf-8")
+    fd, tmp_name = _create_temp_file(directory)
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(payload)
@@ -244,6 +262,37 @@ def register_live_session_run(
         raise
     _fsync_directory(directory)
     return target
+
+
+def _record_json(record: LiveSessionRecord) -> str:
+    data = record.to_dict()
+    try:
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        # A NaN or infinite metric would make the file unreadable (JSON has no NaN),
+        # and the session would vanish from the dashboard: store null instead.
+        return json.dumps(_finite_or_null(data), indent=2, ensure_ascii=False)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
+
+
+def _create_temp_file(directory: Path) -> tuple[int, Path]:
+    # Not tempfile.mkstemp: its files are 0600, so a dashboard running as another
+    # user could not read the record. os.open lets the umask decide, like open().
+    while True:
+        tmp_name = directory / f".tmp-{secrets.token_hex(8)}.partial"
+        try:
+            return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp_name
+        except FileExistsError:
+            continue
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -411,9 +460,7 @@ def scan_registry(base_dir: str | os.PathLike[str] | None = None) -> RegistrySca
 
 def newest_first(records: Iterable[LiveSessionRecord]) -> list[LiveSessionRecord]:
     """Order by start time, newest first, whatever mix of naive and aware stamps."""
-    return sorted(
-        records, key=lambda r: (utc_instant(r.started_at), r.session_id), reverse=True
-    )
+    return sorted(records, key=lambda r: (utc_instant(r.started_at), r.session_id), reverse=True)
 
 
 def list_session_records(
@@ -438,9 +485,16 @@ def get_session_summary(
 ) -> dict[str, Any]:
     """Aggregate the registry: counts by status, total PnL, mean drawdown, time span."""
     records = list_session_records(base_dir, run_type=run_type)
-    pnls = [r.metrics["realized_pnl"] for r in records if _is_number(r.metrics.get("realized_pnl"))]
+    # Floats, not ints: a sum of huge integers would not convert back to float.
+    pnls = [
+        float(r.metrics["realized_pnl"])
+        for r in records
+        if _is_number(r.metrics.get("realized_pnl"))
+    ]
     drawdowns = [
-        r.metrics["max_drawdown"] for r in records if _is_number(r.metrics.get("max_drawdown"))
+        float(r.metrics["max_drawdown"])
+        for r in records
+        if _is_number(r.metrics.get("max_drawdown"))
     ]
     starts = sorted((r.started_at for r in records), key=utc_instant)
     return {

@@ -14,8 +14,8 @@ from datetime import datetime
 from src.experiments.live_session_registry import utc_instant
 from src.webui.session_stats import ChartPoint
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 84, 14, 28
+WIDTH, HEIGHT = 420, 210
+LEFT, RIGHT, TOP, BOTTOM = 52, 62, 18, 26
 
 
 @dataclass(frozen=True)

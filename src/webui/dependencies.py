@@ -6,12 +6,32 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
 from src.webui.live_track import utcnow
 from src.webui.live_updates import LiveUpdates
 from src.webui.session_query import SessionQuery
 from src.webui.settings import Settings
+
+
+class SessionIdConvertor(Convertor[str]):
+    """Match any session id in a path, slashes and control characters included.
+
+    The id is only ever looked up in the index, never joined into a file path,
+    so every id may reach the handler and get a precise "not found".
+    """
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("session_id", SessionIdConvertor())
 
 # How long a request waits for the first index load before it shows progress.
 FIRST_LOAD_WAIT_SECONDS = 2.0

@@ -93,7 +93,7 @@ def stats(
     return session_stats(snapshot, query, now, stale_after)
 
 
-@router.get("/live_sessions/{session_id:path}", response_model=SessionDetail)
+@router.get("/live_sessions/{session_id:session_id}", response_model=SessionDetail)
 def session_detail(
     session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
 ) -> SessionDetail:

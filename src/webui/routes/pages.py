@@ -45,7 +45,7 @@ def dashboard_panel(
     return render(request, "_live_track_panel.html", view=view, query=query)
 
 
-@router.get("/session/{session_id:path}", response_class=HTMLResponse)
+@router.get("/session/{session_id:session_id}", response_class=HTMLResponse)
 def session_page(
     request: Request,
     session_id: str,
@@ -59,7 +59,7 @@ def session_page(
     return render(request, "session.html", detail=detail)
 
 
-@router.get("/partials/session/{session_id:path}", response_class=HTMLResponse)
+@router.get("/partials/session/{session_id:session_id}", response_class=HTMLResponse)
 def session_partial(
     request: Request,
     session_id: str,
