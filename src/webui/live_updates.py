@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from src.experiments.registry_index import RegistryIndex, SessionChange
@@ -51,6 +54,9 @@ class LiveUpdates:
         self._watch = watch
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Set when the server is asked to exit, so open event streams end and
+        # do not hold up shutdown (or a --reload restart).
+        self.closing = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
@@ -73,12 +79,29 @@ class LiveUpdates:
             queue.put_nowait(event)
 
     async def start(self) -> None:
+        self._end_streams_on_exit_signal()
         self.index.start_loading()
         self._tasks.append(asyncio.create_task(self._reconcile_loop()))
         if self._watch:
             self._tasks.append(asyncio.create_task(self._watch_loop()))
 
+    def _end_streams_on_exit_signal(self) -> None:
+        """Chain onto the server's SIGINT/SIGTERM handlers (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+
+            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.closing.set)
+                if callable(previous):
+                    previous(sig, frame)
+
+            signal.signal(signum, handler)
+
     async def stop(self) -> None:
+        self.closing.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

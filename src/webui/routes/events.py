@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from src.webui.dependencies import UpdatesDep
+from src.webui.live_updates import LiveUpdates
 
 router = APIRouter(prefix="/api", tags=["live sessions"])
 
@@ -17,27 +20,81 @@ KEEPALIVE_SECONDS = 15.0
 RECONNECT_MILLISECONDS = 2000
 
 
-@router.get("/live_sessions/events", response_class=StreamingResponse)
-async def session_events(updates: UpdatesDep) -> StreamingResponse:
-    """Stream an `update` event whenever sessions appear, change or disappear."""
-    queue = updates.subscribe()
-    hello = {"generation": updates.index.snapshot().generation, "ended": []}
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
-    async def stream() -> AsyncIterator[str]:
+
+class EventStreamResponse(Response):
+    """An SSE stream that unsubscribes the moment its client leaves.
+
+    Starlette's StreamingResponse cancels a disconnected generator without
+    closing it, which would leave its queue subscribed until garbage
+    collection; here subscription and cleanup sit in one try/finally.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, updates: LiveUpdates) -> None:
+        super().__init__(media_type=self.media_type)
+        self.updates = updates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        queue = self.updates.subscribe()
         try:
-            yield f"retry: {RECONNECT_MILLISECONDS}\nevent: hello\ndata: {json.dumps(hello)}\n\n"
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except asyncio.TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"event: update\ndata: {json.dumps(event)}\n\n"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            hello = {"generation": self.updates.index.snapshot().generation, "ended": []}
+            await self._body(
+                send, f"retry: {RECONNECT_MILLISECONDS}\n".encode() + _event("hello", hello)
+            )
+            disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+            closing = asyncio.ensure_future(self.updates.closing.wait())
+            try:
+                while True:
+                    next_event = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait(
+                        {next_event, disconnected, closing},
+                        timeout=KEEPALIVE_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if disconnected in done or closing in done:
+                        next_event.cancel()
+                        break
+                    if next_event in done:
+                        await self._body(send, _event("update", next_event.result()))
+                    else:
+                        next_event.cancel()
+                        await self._body(send, b": keep-alive\n\n")
+            finally:
+                disconnected.cancel()
+                closing.cancel()
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            updates.unsubscribe(queue)
+            self.updates.unsubscribe(queue)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    @staticmethod
+    async def _body(send: Send, chunk: bytes) -> None:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+@router.get("/live_sessions/events", response_class=EventStreamResponse)
+async def session_events(updates: UpdatesDep) -> EventStreamResponse:
+    """Stream an `update` event whenever sessions appear, change or disappear."""
+    return EventStreamResponse(updates)
