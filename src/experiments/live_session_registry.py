@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +53,27 @@ def parse_timestamp(value: object, key: str) -> datetime:
         return value
     if not isinstance(value, str):
         raise InvalidRecord(f"{key} must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = _parse_lenient_timestamp(value, key)
+    if moment.tzinfo is not None:
+        try:
+            # Sorting converts to UTC; "0001-01-01T00:00:00+01:00" has no UTC instant.
+            moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidRecord(f"{key} is out of range in UTC: {value[:40]!r}") from None
+    return moment
+
+
+def _parse_lenient_timestamp(value: str, key: str) -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):  # fromisoformat on Python 3.10 rejects "Z"
         text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRecord(f"{key} is not an ISO-8601 timestamp: {value[:40]!r}") from None
-    try:
-        # Sorting converts to UTC; "0001-01-01T00:00:00+01:00" has no UTC instant.
-        utc_instant(moment)
-    except OverflowError:
-        raise InvalidRecord(f"{key} is out of range in UTC: {value[:40]!r}") from None
-    return moment
 
 
 def utc_instant(moment: datetime) -> datetime:
@@ -305,7 +313,7 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def read_record_bytes(path: Path) -> bytes:
+def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read at most MAX_RECORD_BYTES from a regular file, never following links."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -337,8 +345,9 @@ def read_record_bytes(path: Path) -> bytes:
 
 
 def _finite_float(text: str) -> float:
+    # 1e999 parses to inf, which no JSON response could carry later.
     value = float(text)
-    if not math.isfinite(value):
+    if value - value != 0.0:  # inf - inf is nan; cheaper than math.isfinite
         raise ValueError(f"number out of range: {text[:20]}")
     return value
 
@@ -364,7 +373,7 @@ def parse_record(content: bytes) -> LiveSessionRecord:
     return LiveSessionRecord.from_dict(data)
 
 
-def read_record_file(path: Path) -> LiveSessionRecord:
+def read_record_file(path: str | os.PathLike[str]) -> LiveSessionRecord:
     """Read and validate one registry file, or raise InvalidRecord."""
     return parse_record(read_record_bytes(path))
 
@@ -372,8 +381,7 @@ def read_record_file(path: Path) -> LiveSessionRecord:
 # --- Scanning -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileStamp:
+class FileStamp(NamedTuple):
     """What identifies one version of a file without reading it."""
 
     size: int
@@ -426,9 +434,9 @@ def list_candidates(directory: Path) -> dict[str, FileStamp | SkippedFile]:
 def load_stored_record(directory: Path, name: str, stamp: FileStamp) -> StoredRecord | SkippedFile:
     """Read one candidate; a bad file becomes a SkippedFile with one logged warning."""
     try:
-        record = read_record_file(directory / name)
+        record = read_record_file(os.path.join(directory, name))
     except InvalidRecord as exc:
-        logger.warning("Skipping live-session file %s: %s", directory / name, exc)
+        logger.warning("Skipping live-session file %s: %s", os.path.join(directory, name), exc)
         return SkippedFile(name, str(exc))
     return StoredRecord(name, stamp, record)
 

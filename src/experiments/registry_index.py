@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 import stat
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,8 +73,8 @@ class SessionHead:
     num_orders: int | None
     report_path: str | None
     error: str | None
-    # Newest activity first: end time when it ended, else start time.
-    order_key: tuple[datetime, str]
+    # Activity order: end time when it ended, else start time (UTC seconds).
+    order_key: tuple[float, str]
 
     @classmethod
     def from_stored(cls, stored: StoredRecord) -> SessionHead:
@@ -83,11 +84,12 @@ class SessionHead:
             file_name=stored.name,
             stamp=stored.stamp,
             session_id=record.session_id,
-            run_type=record.run_type,
-            mode=record.mode,
-            env_name=record.env_name,
-            symbol=record.symbol,
-            status=record.status,
+            # Few distinct values across 100,000 records: share one string each.
+            run_type=sys.intern(record.run_type),
+            mode=sys.intern(record.mode),
+            env_name=sys.intern(record.env_name),
+            symbol=sys.intern(record.symbol),
+            status=sys.intern(record.status),
             started_at=record.started_at,
             finished_at=record.finished_at,
             updated_at=record.updated_at,
@@ -96,7 +98,7 @@ class SessionHead:
             num_orders=_count(record.metrics),
             report_path=_report_path(record),
             error=record.error,
-            order_key=(utc_instant(activity), stored.name),
+            order_key=(utc_instant(activity).timestamp(), stored.name),
         )
 
 
@@ -114,7 +116,7 @@ class IndexSnapshot:
 
     generation: int
     directory: Path
-    # Sorted oldest activity first; views walk it backwards for newest first.
+    # Newest activity first (end time, else start time).
     sessions: tuple[SessionHead, ...] = ()
     skipped: tuple[SkippedFile, ...] = ()
     loaded: bool = False
@@ -123,8 +125,8 @@ class IndexSnapshot:
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
 
-    def newest_first(self) -> Iterable[SessionHead]:
-        return reversed(self.sessions)
+    def newest_first(self) -> tuple[SessionHead, ...]:
+        return self.sessions
 
 
 class RegistryIndex:
@@ -152,7 +154,7 @@ class RegistryIndex:
     def read_record(self, head: SessionHead) -> LiveSessionRecord | None:
         """Read the full record for a detail view; the name comes from the index."""
         try:
-            return read_record_file(self.directory / head.file_name)
+            return read_record_file(os.path.join(self.directory, head.file_name))
         except InvalidRecord:
             return None
 
@@ -205,12 +207,15 @@ class RegistryIndex:
         progress_total: int,
     ) -> list[SessionChange]:
         changes: list[SessionChange] = []
+        # Many changes (the first load): one sort beats thousands of inserts.
+        bulk = len(changed) + len(gone) > BULK_RESORT
         for name in gone:
             self._stamps.pop(name, None)
             self._skipped.pop(name, None)
             before = self._heads.pop(name, None)
             if before is not None:
-                self._remove_ordered(before)
+                if not bulk:
+                    self._remove_ordered(before)
                 changes.append(SessionChange(before, None))
         for done, name in enumerate(changed, start=1):
             candidate = listing[name]
@@ -221,7 +226,7 @@ class RegistryIndex:
             )
             self._stamps[name] = candidate
             before = self._heads.pop(name, None)
-            if before is not None:
+            if before is not None and not bulk:
                 self._remove_ordered(before)
             if isinstance(loaded, SkippedFile):
                 self._skipped[name] = loaded
@@ -230,7 +235,8 @@ class RegistryIndex:
                 self._skipped.pop(name, None)
                 after = SessionHead.from_stored(loaded)
                 self._heads[name] = after
-                bisect.insort(self._ordered, after, key=_order)
+                if not bulk:
+                    bisect.insort(self._ordered, after, key=_order)
             if before is not None or after is not None:
                 changes.append(SessionChange(before, after))
             if progress_total and done % 2000 == 0 and not self._loaded.is_set():
@@ -239,6 +245,8 @@ class RegistryIndex:
                     directory=self.directory,
                     progress=(done, progress_total),
                 )
+        if bulk:
+            self._ordered = sorted(self._heads.values(), key=_order)
         return changes
 
     def _remove_ordered(self, head: SessionHead) -> None:
@@ -249,14 +257,12 @@ class RegistryIndex:
             self._ordered.remove(head)
 
     def _publish(self, loaded: bool) -> None:
-        by_id: dict[str, SessionHead] = {}
-        for head in self._ordered:  # oldest first, so the newest file wins an id
-            by_id[head.session_id] = head
+        by_id = {head.session_id: head for head in self._ordered}  # newest file wins an id
         total = len(self._stamps)
         self._snapshot = IndexSnapshot(
             generation=self._snapshot.generation + 1,
             directory=self.directory,
-            sessions=tuple(self._ordered),
+            sessions=tuple(reversed(self._ordered)),
             skipped=tuple(sorted(self._skipped.values(), key=lambda s: s.name)),
             loaded=loaded,
             progress=(total, total),
@@ -264,7 +270,10 @@ class RegistryIndex:
         )
 
 
-def _order(head: SessionHead) -> tuple[datetime, str]:
+BULK_RESORT = 256
+
+
+def _order(head: SessionHead) -> tuple[float, str]:
     return head.order_key
 
 

@@ -20,6 +20,7 @@ from src.webui.session_query import (
     SessionStatus,
     filter_sessions,
     head_status,
+    is_known_status,
     is_stale,
     sort_sessions,
 )
@@ -70,7 +71,7 @@ def summarize(head: SessionHead) -> LiveSessionSummary:
 def _summary_fields(head: SessionHead) -> dict[str, Any]:
     status = head_status(head)
     notes = head.error
-    if notes is None and status != head.status.strip().lower():
+    if notes is None and not is_known_status(head.status):
         notes = f"Unbekannter Status: {head.status[:80]}"
     return {
         "session_id": head.session_id,

@@ -56,6 +56,12 @@ def normalize_status(raw: str, ended: bool) -> SessionStatus:
     return "aborted" if ended else "started"
 
 
+def is_known_status(raw: str) -> bool:
+    """True for the four statuses and the usual synonyms other writers use."""
+    text = raw.strip().lower()
+    return text in SESSION_STATUSES or text in _STATUS_ALIASES
+
+
 def head_status(head: SessionHead) -> SessionStatus:
     return normalize_status(head.status, head.finished_at is not None)
 
@@ -180,6 +186,8 @@ def filter_sessions(
     key = ("filter", *query.filter_key(now))
 
     def build() -> tuple[SessionHead, ...]:
+        if key[1:] == (SessionQuery().filter_key(now)):
+            return snapshot.newest_first()  # no filter: the index order as it is
         matches = _matcher(query, now)
         return tuple(head for head in snapshot.newest_first() if matches(head))
 

@@ -9,7 +9,7 @@ from itertools import islice
 from pydantic import BaseModel
 
 from src.experiments.live_session_registry import utc_instant
-from src.experiments.registry_index import IndexSnapshot
+from src.experiments.registry_index import IndexSnapshot, SessionHead
 from src.webui.session_query import (
     SESSION_STATUSES,
     SessionQuery,
@@ -74,9 +74,16 @@ def session_stats(
             stale=0,
         )
 
-    stats: SessionStats = cached_view(snapshot, ("stats", *query.filter_key(now)), build)  # type: ignore[assignment]
-    running = [h for h in heads if head_status(h) == "started"] if stats.running else []
-    stale = sum(1 for h in running if is_stale(h, now, stale_after))
+    def running() -> tuple[SessionHead, ...]:
+        return tuple(h for h in heads if head_status(h) == "started")
+
+    key = query.filter_key(now)
+    stats: SessionStats = cached_view(snapshot, ("stats", *key), build)  # type: ignore[assignment]
+    if not stats.running:
+        return stats
+    # Staleness moves with the clock, so only the running sessions are cached.
+    running_heads: tuple[SessionHead, ...] = cached_view(snapshot, ("running", *key), running)  # type: ignore[assignment]
+    stale = sum(1 for h in running_heads if is_stale(h, now, stale_after))
     return stats.model_copy(update={"stale": stale})
 
 

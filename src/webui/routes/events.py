@@ -34,8 +34,8 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, updates: LiveUpdates) -> None:
-        super().__init__(media_type=self.media_type)
+    def __init__(self, updates: LiveUpdates, status_code: int = 200) -> None:
+        super().__init__(status_code=status_code, media_type=self.media_type)
         self.updates = updates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
