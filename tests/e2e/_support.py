@@ -1,0 +1,97 @@
+"""Small types the browser tests share: a running server, the page's complaints."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import ConsoleMessage, Page
+
+from src.experiments.live_session_registry import LiveSessionRecord
+
+# The UI is German: look at it the way a trader in Frankfurt does.
+TRADER_CONTEXT: dict[str, Any] = {
+    "color_scheme": "dark",
+    "locale": "de-DE",
+    "timezone_id": "Europe/Berlin",
+}
+
+
+@dataclass
+class LiveServer:
+    """One running dashboard process and the registry it reads."""
+
+    base_url: str
+    registry: Path
+    stderr_path: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass
+class PageProblems:
+    """What the browser complained about while a test ran."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> Page:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.console_errors.append(f"{message.text} @ {message.location}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        return page
+
+
+def new_session(
+    session_id: str,
+    *,
+    mode: str = "live",
+    status: str = "completed",
+    realized_pnl: float | None = -42.5,
+    error: str | None = None,
+) -> LiveSessionRecord:
+    """A session that started a minute ago, shaped like the ones a bot writes."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    ended = status != "started"
+    return LiveSessionRecord(
+        session_id=session_id,
+        run_id=f"run_{session_id}",
+        run_type=f"live_session_{mode}",
+        mode=mode,
+        env_name="kraken_spot",
+        symbol="BTC/USDT",
+        status=status,
+        started_at=now - timedelta(minutes=1),
+        finished_at=now if ended else None,
+        config={"strategy": {"name": "ma_crossover"}},
+        metrics={"realized_pnl": realized_pnl, "max_drawdown": 0.031, "num_orders": 4},
+        cli_args=["python", "scripts/run_live_session.py", f"--mode={mode}"],
+        error=error,
+        created_at=now - timedelta(minutes=1),
+        updated_at=now,
+    )
+
+
+def unique_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def assert_abbreviates(shown: str, full_id: str) -> None:
+    """A long id is cut to at most 25 characters with an ellipsis, wherever the cut is."""
+    assert len(full_id) > 25
+    assert "…" in shown and len(shown) <= 25, shown
+    head, _, tail = shown.partition("…")
+    assert full_id.startswith(head) and full_id.endswith(tail), (shown, full_id)
+    assert len(head) + len(tail) >= 10, f"too little of the id is left: {shown!r}"
