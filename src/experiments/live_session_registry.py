@@ -315,6 +315,11 @@ def _fsync_directory(directory: Path) -> None:
 
 def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read at most MAX_RECORD_BYTES from a regular file, never following links."""
+    return read_stamped_bytes(path)[0]
+
+
+def read_stamped_bytes(path: str | os.PathLike[str]) -> tuple[bytes, FileStamp]:
+    """Read a record file and say which version of it was read (from fstat)."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -341,7 +346,7 @@ def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
     content = b"".join(chunks)
     if len(content) > MAX_RECORD_BYTES:
         raise InvalidRecord(f"grew past the limit of {MAX_RECORD_BYTES} bytes while reading")
-    return content
+    return content, FileStamp(info.st_size, info.st_mtime_ns)
 
 
 def _finite_float(text: str) -> float:
@@ -371,6 +376,12 @@ def parse_record(content: bytes) -> LiveSessionRecord:
     except ValueError as exc:  # huge integers, NaN, 1e999
         raise InvalidRecord(f"invalid JSON: {exc}") from None
     return LiveSessionRecord.from_dict(data)
+
+
+def read_stamped_record(path: str | os.PathLike[str]) -> tuple[LiveSessionRecord, FileStamp]:
+    """Read and validate one registry file, with the version that was read."""
+    content, stamp = read_stamped_bytes(path)
+    return parse_record(content), stamp
 
 
 def read_record_file(path: str | os.PathLike[str]) -> LiveSessionRecord:
@@ -408,16 +419,7 @@ class StoredRecord:
 def list_candidates(directory: Path) -> dict[str, FileStamp | SkippedFile]:
     """Stat every ``*.json`` entry once; entries that cannot be records are marked."""
     found: dict[str, FileStamp | SkippedFile] = {}
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return found
-    except OSError as exc:
-        logger.warning("Cannot list live-session registry %s: %s", directory, exc)
-        return found
-    for entry in entries:
-        if not entry.name.endswith(RECORD_SUFFIX) or entry.name.startswith("."):
-            continue
+    for entry in _record_entries(directory):
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
@@ -429,6 +431,38 @@ def list_candidates(directory: Path) -> dict[str, FileStamp | SkippedFile]:
         else:
             found[entry.name] = FileStamp(info.st_size, info.st_mtime_ns)
     return found
+
+
+def list_candidate_names(directory: Path) -> dict[str, SkippedFile | None]:
+    """Like list_candidates, without a stat per file (the directory's file types
+    suffice); for a first load, where the reader's fstat gives each stamp."""
+    found: dict[str, SkippedFile | None] = {}
+    for entry in _record_entries(directory):
+        try:
+            if entry.is_symlink():
+                found[entry.name] = SkippedFile(entry.name, "symbolic link (not followed)")
+            elif not entry.is_file(follow_symlinks=False):
+                found[entry.name] = SkippedFile(entry.name, "not a regular file")
+            else:
+                found[entry.name] = None
+        except OSError:
+            continue
+    return found
+
+
+def _record_entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return [
+                entry
+                for entry in entries
+                if entry.name.endswith(RECORD_SUFFIX) and not entry.name.startswith(".")
+            ]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        logger.warning("Cannot list live-session registry %s: %s", directory, exc)
+        return []
 
 
 def load_stored_record(directory: Path, name: str, stamp: FileStamp) -> StoredRecord | SkippedFile:

@@ -9,27 +9,30 @@ one and swaps it in, so a request never sees a half-updated index.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from src.experiments.live_session_registry import (
     FileStamp,
     InvalidRecord,
     LiveSessionRecord,
     SkippedFile,
-    StoredRecord,
+    list_candidate_names,
     list_candidates,
-    load_stored_record,
     read_record_file,
+    read_stamped_record,
     utc_instant,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _number(metrics: dict[str, Any], key: str) -> float | None:
@@ -53,9 +56,12 @@ def _report_path(record: LiveSessionRecord) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class SessionHead:
-    """What every view needs of one record, small enough to hold 100,000 of."""
+class SessionHead(NamedTuple):
+    """What every view needs of one record, small enough to hold 100,000 of.
+
+    A NamedTuple: cheap to build, compact in memory, and fast to pickle back
+    from the worker processes of a bulk load.
+    """
 
     file_name: str
     stamp: FileStamp
@@ -77,37 +83,55 @@ class SessionHead:
     order_key: tuple[float, str]
 
     @classmethod
-    def from_stored(cls, stored: StoredRecord) -> SessionHead:
-        record = stored.record
+    def from_record(cls, name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
         activity = record.finished_at or record.started_at
         return cls(
-            file_name=stored.name,
-            stamp=stored.stamp,
-            session_id=record.session_id,
+            name,
+            stamp,
+            record.session_id,
             # Few distinct values across 100,000 records: share one string each.
-            run_type=sys.intern(record.run_type),
-            mode=sys.intern(record.mode),
-            env_name=sys.intern(record.env_name),
-            symbol=sys.intern(record.symbol),
-            status=sys.intern(record.status),
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            updated_at=record.updated_at,
-            realized_pnl=_number(record.metrics, "realized_pnl"),
-            max_drawdown=_number(record.metrics, "max_drawdown"),
-            num_orders=_count(record.metrics),
-            report_path=_report_path(record),
-            error=record.error,
-            order_key=(utc_instant(activity).timestamp(), stored.name),
+            sys.intern(record.run_type),
+            sys.intern(record.mode),
+            sys.intern(record.env_name),
+            sys.intern(record.symbol),
+            sys.intern(record.status),
+            record.started_at,
+            record.finished_at,
+            record.updated_at,
+            _number(record.metrics, "realized_pnl"),
+            _number(record.metrics, "max_drawdown"),
+            _count(record.metrics),
+            _report_path(record),
+            record.error,
+            (utc_instant(activity).timestamp(), name),
         )
 
 
-@dataclass(frozen=True)
-class SessionChange:
+class SessionChange(NamedTuple):
     """One file whose record appeared, changed or disappeared."""
 
     before: SessionHead | None
     after: SessionHead | None
+
+
+def read_heads(
+    directory: str, items: Sequence[tuple[str, FileStamp | None]]
+) -> list[tuple[FileStamp, SessionHead | SkippedFile]]:
+    """Read a batch of files into heads; runs in a worker process on bulk loads.
+
+    Each result carries the stamp of the version actually read, so a file
+    rewritten while it was read is simply read again at the next check.
+    """
+    results: list[tuple[FileStamp, SessionHead | SkippedFile]] = []
+    for name, listed in items:
+        path = os.path.join(directory, name)
+        try:
+            record, stamp = read_stamped_record(path)
+        except InvalidRecord as exc:
+            results.append((listed or _stamp_of(path) or UNREADABLE, SkippedFile(name, str(exc))))
+        else:
+            results.append((stamp, SessionHead.from_record(name, stamp, record)))
+    return results
 
 
 @dataclass(frozen=True)
@@ -170,9 +194,14 @@ class RegistryIndex:
 
     def reconcile(self) -> list[SessionChange]:
         """Compare the directory with the index and re-read only what changed."""
-        listing = list_candidates(self.directory)
         with self._lock:
-            changed = [name for name, seen in listing.items() if self._stamps.get(name) != seen]
+            listing: Mapping[str, FileStamp | SkippedFile | None]
+            if self._stamps:
+                listing = list_candidates(self.directory)
+                changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
+            else:  # first load: every file is new, and reading it gives its stamp
+                listing = list_candidate_names(self.directory)
+                changed = list(listing)
             gone = [name for name in self._stamps if name not in listing]
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
             if changed or gone or not self._loaded.is_set():
@@ -201,7 +230,7 @@ class RegistryIndex:
 
     def _apply(
         self,
-        listing: Mapping[str, FileStamp | SkippedFile],
+        listing: Mapping[str, FileStamp | SkippedFile | None],
         changed: list[str],
         gone: list[str],
         progress_total: int,
@@ -217,37 +246,53 @@ class RegistryIndex:
                 if not bulk:
                     self._remove_ordered(before)
                 changes.append(SessionChange(before, None))
-        for done, name in enumerate(changed, start=1):
+        to_read: list[tuple[str, FileStamp | None]] = []
+        for name in changed:
             candidate = listing[name]
-            loaded = (
-                candidate
-                if isinstance(candidate, SkippedFile)
-                else load_stored_record(self.directory, name, candidate)
-            )
-            self._stamps[name] = candidate
-            before = self._heads.pop(name, None)
-            if before is not None and not bulk:
-                self._remove_ordered(before)
-            if isinstance(loaded, SkippedFile):
-                self._skipped[name] = loaded
-                after = None
+            if isinstance(candidate, SkippedFile):
+                self._integrate(name, candidate, candidate, bulk, changes)
             else:
-                self._skipped.pop(name, None)
-                after = SessionHead.from_stored(loaded)
-                self._heads[name] = after
-                if not bulk:
-                    bisect.insort(self._ordered, after, key=_order)
-            if before is not None or after is not None:
-                changes.append(SessionChange(before, after))
-            if progress_total and done % 2000 == 0 and not self._loaded.is_set():
+                to_read.append((name, candidate))
+        from src.experiments.parallel_load import read_in_batches  # imports this module
+
+        done = 0
+        for batch, heads in read_in_batches(str(self.directory), to_read):
+            for (name, _), (stamp, head) in zip(batch, heads, strict=True):
+                self._integrate(name, stamp, head, bulk, changes)
+            done += len(batch)
+            if progress_total and not self._loaded.is_set():
                 self._snapshot = IndexSnapshot(
                     generation=self._snapshot.generation,
                     directory=self.directory,
-                    progress=(done, progress_total),
+                    progress=(done, len(to_read)),
                 )
         if bulk:
             self._ordered = sorted(self._heads.values(), key=_order)
         return changes
+
+    def _integrate(
+        self,
+        name: str,
+        seen: FileStamp | SkippedFile,
+        head: SessionHead | SkippedFile,
+        bulk: bool,
+        changes: list[SessionChange],
+    ) -> None:
+        self._stamps[name] = seen
+        before = self._heads.pop(name, None)
+        if before is not None and not bulk:
+            self._remove_ordered(before)
+        after = None
+        if isinstance(head, SkippedFile):
+            logger.warning("Skipping live-session file %s: %s", self.directory / name, head.reason)
+            self._skipped[name] = head
+        else:
+            self._skipped.pop(name, None)
+            self._heads[name] = after = head
+            if not bulk:
+                bisect.insort(self._ordered, head, key=_order)
+        if before is not None or after is not None:
+            changes.append(SessionChange(before, after))
 
     def _remove_ordered(self, head: SessionHead) -> None:
         position = bisect.bisect_left(self._ordered, head.order_key, key=_order)
@@ -271,6 +316,8 @@ class RegistryIndex:
 
 
 BULK_RESORT = 256
+# Stamp for a file that could not even be stat'ed: differs from any real one.
+UNREADABLE = FileStamp(-1, -1)
 
 
 def _order(head: SessionHead) -> tuple[float, str]:
@@ -290,7 +337,7 @@ def list_candidates_for(directory: Path, names: set[str]) -> dict[str, FileStamp
     return result
 
 
-def _stamp_of(path: Path) -> FileStamp | None:
+def _stamp_of(path: str | os.PathLike[str]) -> FileStamp | None:
     try:
         info = os.lstat(path)
     except OSError:
