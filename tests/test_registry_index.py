@@ -1,0 +1,209 @@
+"""The in-memory index gives the same answers as a full scan, however it got there."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from src.experiments import parallel_load
+from src.experiments.live_session_registry import (
+    LiveSessionRecord,
+    register_live_session_run,
+    scan_registry,
+    utc_instant,
+)
+from src.experiments.registry_index import RegistryIndex, SessionHead
+from src.webui.live_track import export_sessions, live_track_view
+from src.webui.session_query import SessionQuery
+
+BASE = datetime(2026, 1, 1)
+NOW = utc_instant(BASE + timedelta(days=60))
+
+
+def make_record(n: int, **overrides: Any) -> LiveSessionRecord:
+    fields: dict[str, Any] = {
+        "session_id": f"s{n}",
+        "run_id": None,
+        "run_type": "live_session_paper",
+        "mode": ("shadow", "testnet", "paper", "live")[n % 4],
+        "env_name": "kraken_spot",
+        "symbol": ("BTC/USDT", "ETH/USDT")[n % 2],
+        "status": ("completed", "failed", "aborted", "started")[n % 4],
+        "started_at": BASE + timedelta(minutes=7 * n),
+        "finished_at": None if n % 4 == 3 else BASE + timedelta(minutes=7 * n + 5 + n % 11),
+        "metrics": {"realized_pnl": float(n % 17 - 8), "max_drawdown": (n % 9) / 100},
+    }
+    fields.update(overrides)
+    return LiveSessionRecord(**fields)
+
+
+def reference_heads(directory: Path) -> list[tuple[str, str, str]]:
+    """A plain full scan, sorted the documented way: end time, else start, newest first."""
+    stored = scan_registry(directory).records
+    ordered = sorted(
+        stored,
+        key=lambda s: (utc_instant(s.record.finished_at or s.record.started_at), s.name),
+        reverse=True,
+    )
+    return [(s.name, s.record.session_id, s.record.status) for s in ordered]
+
+
+def index_heads(index: RegistryIndex) -> list[tuple[str, str, str]]:
+    return [(h.file_name, h.session_id, h.status) for h in index.snapshot().sessions]
+
+
+# Edits a registry can see: write, rewrite in place, replace atomically, delete, junk.
+edit = st.tuples(
+    st.sampled_from(["register", "rewrite", "delete", "corrupt"]),
+    st.integers(min_value=0, max_value=15),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(edits=st.lists(edit, max_size=25), checks=st.lists(st.booleans(), max_size=25))
+def test_index_matches_full_scan_after_any_edits(
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[str, int]], checks: list[bool]
+) -> None:
+    directory = tmp_path_factory.mktemp("registry")
+    index = RegistryIndex(directory)
+    index.reconcile()
+    paths: dict[int, Path] = {}
+    for step, (action, n) in enumerate(edits):
+        if action == "register":
+            paths[n] = register_live_session_run(make_record(n, status="started"), directory)
+        elif action == "rewrite" and n in paths and paths[n].exists():
+            data = json.loads(paths[n].read_text())
+            data["status"], data["finished_at"] = (
+                "completed",
+                (BASE + timedelta(days=90)).isoformat(),
+            )
+            paths[n].write_text(json.dumps(data))  # in place, not atomic
+            os.utime(paths[n], ns=(step * 10**9, step * 10**9))  # a visible mtime change
+        elif action == "delete" and n in paths and paths[n].exists():
+            paths[n].unlink()
+        elif action == "corrupt":
+            (directory / f"junk_{n}.json").write_bytes(b"{not json" * (n + 1))
+        # Sometimes the watcher reports the file, sometimes only a reconcile sees it.
+        if step < len(checks) and checks[step] and n in paths:
+            index.refresh_names([paths[n].name])
+    index.reconcile()
+    assert index_heads(index) == reference_heads(directory)
+    skipped = {s.name for s in scan_registry(directory).skipped}
+    assert {s.name for s in index.snapshot().skipped} == skipped
+
+
+def test_views_equal_a_full_scan_reference(tmp_path: Path) -> None:
+    for n in range(60):
+        register_live_session_run(make_record(n), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    snapshot = index.snapshot()
+    records = [s.record for s in scan_registry(tmp_path).records]
+    for query in (
+        SessionQuery(limit=100),
+        SessionQuery(limit=100, mode=("live", "paper")),
+        SessionQuery(limit=100, status=("failed",), symbol="ETH/USDT"),
+        SessionQuery(limit=100, sort="pnl", order="asc"),
+    ):
+        exported = export_sessions(snapshot, query, NOW)
+        expected = [
+            r
+            for r in records
+            if (not query.mode or r.mode in query.mode)
+            and (not query.status or r.status in query.status)
+            and (not query.symbol or r.symbol == query.symbol)
+        ]
+        assert {e.session_id for e in exported} == {r.session_id for r in expected}
+        view = live_track_view(snapshot, query, NOW)
+        assert view.stats.sessions == len(expected)
+        pnl = sum(r.metrics["realized_pnl"] for r in expected)
+        assert view.stats.total_realized_pnl == pytest.approx(pnl)
+
+
+def write_plain(directory: Path, count: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        record = make_record(n)
+        (directory / f"{n:06d}_{record.session_id}.json").write_text(json.dumps(record.to_dict()))
+
+
+def test_parallel_first_load_equals_full_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    count = parallel_load.PARALLEL_MIN_FILES + 500
+    write_plain(tmp_path, count)
+    (tmp_path / "broken.json").write_text("{")
+    index = RegistryIndex(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        index.reconcile()
+    assert len(index.snapshot().sessions) == count
+    assert index_heads(index) == reference_heads(tmp_path)
+    assert [s.name for s in index.snapshot().skipped] == ["broken.json"]
+    assert [r.getMessage() for r in caplog.records if "broken.json" in r.getMessage()] != []
+    # The stamps the workers took let a later reconcile re-read nothing.
+    assert index.reconcile() == []
+
+
+def test_parallel_load_falls_back_when_workers_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_plain(tmp_path, parallel_load.PARALLEL_MIN_FILES)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    assert len(index.snapshot().sessions) == parallel_load.PARALLEL_MIN_FILES
+
+
+def test_loading_state_reports_progress(tmp_path: Path) -> None:
+    write_plain(tmp_path, 30)
+    index = RegistryIndex(tmp_path)
+    before = index.snapshot()
+    assert before.loaded is False and before.sessions == ()
+    index.reconcile()
+    after = index.snapshot()
+    assert after.loaded is True and after.progress == (30, 30)
+
+
+def test_rewrite_with_unchanged_stamp_is_not_reread(tmp_path: Path) -> None:
+    path = register_live_session_run(make_record(1), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    generation = index.snapshot().generation
+    assert index.reconcile() == []
+    assert index.snapshot().generation == generation  # no change, no new snapshot
+    path.unlink()
+    assert [c.before.session_id for c in index.reconcile() if c.before] == ["s1"]
+
+
+def test_heads_are_small(tmp_path: Path) -> None:
+    register_live_session_run(make_record(3, config={"big": "x" * 5000}), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    [head] = index.snapshot().sessions
+    assert isinstance(head, SessionHead)
+    assert "config" not in head._fields and "cli_args" not in head._fields
+    assert index.read_record(head) is not None  # details come from the file on demand
+
+
+def test_random_order_of_changes_keeps_sort(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    numbers = list(range(40))
+    rng.shuffle(numbers)
+    for n in numbers:
+        path = register_live_session_run(make_record(n), tmp_path)
+        index.refresh_names([path.name])
+    assert index_heads(index) == reference_heads(tmp_path)
