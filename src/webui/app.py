@@ -21,10 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.experiments.registry_index import RegistryIndex
 from src.webui import presentation
+from src.webui.auth import LoginThrottle, TokenAuth
 from src.webui.charts import drawdown_chart, pnl_chart
 from src.webui.live_track import SessionNotFound
 from src.webui.live_updates import LiveUpdates
-from src.webui.routes import api, docs, events, pages
+from src.webui.routes import api, docs, events, login, pages
 from src.webui.security import SecurityHeaders
 from src.webui.settings import Settings
 
@@ -103,7 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.index = index
     app.state.updates = updates
     app.state.templates = _templates()
-    app.add_middleware(SecurityHeaders)
+    if settings.auth_token is not None:
+        app.add_middleware(TokenAuth, token=settings.auth_token.get_secret_value())
+        app.state.login_throttle = LoginThrottle()
+        app.include_router(login.router)
+    app.add_middleware(SecurityHeaders)  # outermost: also on 401s and redirects
     app.add_exception_handler(SessionNotFound, _not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
