@@ -356,3 +356,20 @@ def test_stale_falls_back_to_file_mtime(registry: Path) -> None:
     with TestClient(create_app(settings)) as client:
         rows = {row["session_id"]: row for row in client.get("/api/live_track").json()["sessions"]}
         assert rows["s-old-writer"]["stale"] is True
+
+
+def test_chart_ends_at_the_stats_total_with_running_sessions(registry: Path) -> None:
+    running = record(
+        "s-running-pnl",
+        status="started",
+        finished_at=None,
+        started_at=NOW - timedelta(minutes=30),
+        updated_at=NOW - timedelta(minutes=2),
+        metrics={"realized_pnl": -20.25},
+    )
+    register_live_session_run(running, registry)
+    with TestClient(create_app(Settings(registry_dir=registry, watch=False))) as client:
+        view = client.get("/api/live_track").json()
+    assert view["stats"]["total_realized_pnl"] == 50.25
+    assert view["charts"]["cumulative_pnl"][-1]["value"] == 50.25
+    assert view["charts"]["cumulative_pnl"][-1]["session_id"] == "s-running-pnl"

@@ -44,7 +44,7 @@ class ChartPoint(BaseModel):
 
 
 class SessionCharts(BaseModel):
-    """Cumulative realized PnL by end time, and max drawdown of the latest sessions."""
+    """Cumulative realized PnL over time, and max drawdown of the latest sessions."""
 
     cumulative_pnl: list[ChartPoint]
     drawdowns: list[ChartPoint]
@@ -101,15 +101,21 @@ def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) 
     heads = filter_sessions(snapshot, query, now)
 
     def build() -> SessionCharts:
-        ended = sorted(
-            (h for h in heads if h.finished_at is not None and h.realized_pnl is not None),
-            key=lambda h: utc_instant(h.finished_at),  # type: ignore[arg-type]
+        # A running session has realized PnL too, as of its last heartbeat; counting
+        # it there makes the line end where the stats strip's total stands.
+        realized = sorted(
+            (
+                (utc_instant(h.finished_at or h.updated_at or h.started_at), h.realized_pnl, h)
+                for h in heads
+                if h.realized_pnl is not None
+            ),
+            key=lambda item: item[0],
         )
         total = 0.0
         cumulative: list[tuple[datetime, float, str]] = []
-        for head in ended:
-            total += head.realized_pnl or 0.0
-            cumulative.append((head.finished_at, round(total, 8), head.session_id))  # type: ignore[arg-type]
+        for at, pnl, head in realized:
+            total += pnl
+            cumulative.append((at, round(total, 8), head.session_id))
         latest = list(
             islice(
                 (
