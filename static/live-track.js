@@ -1,5 +1,5 @@
 // Live-Track page behaviour: live refresh over Server-Sent Events, pause,
-// click-to-expand rows, opt-in notifications and the theme toggle.
+// click-to-expand rows, opt-in notifications, the theme toggle and the filter box.
 // Without this script the page still works: every view is server-rendered.
 (function () {
   "use strict";
@@ -7,6 +7,7 @@
   var EVENTS_URL = "/api/live_sessions/events";
   var RECONNECT_MS = 3000;
   var STATUS_LABELS = { completed: "Completed", failed: "Failed", aborted: "Aborted", started: "Running" };
+  var WIDE_SCREEN = "(min-width: 481px)"; // the phone breakpoint of live-track.css
 
   function $(id) { return document.getElementById(id); }
 
@@ -17,7 +18,8 @@
     var order = ["auto", "dark", "light"];
     var names = { auto: "Auto", dark: "Dunkel", light: "Hell" };
     function current() { return document.documentElement.getAttribute("data-theme") || "auto"; }
-    function show() { button.textContent = "Theme: " + names[current()]; }
+    var name = button.querySelector(".theme-name") || button;
+    function show() { name.textContent = names[current()]; }
     button.hidden = false;
     show();
     button.addEventListener("click", function () {
@@ -91,13 +93,19 @@
   function setupNotifications() {
     var button = $("notify-toggle");
     if (!button || !("Notification" in window)) { return; }
+    var text = button.querySelector(".btn-text") || button;
+    function label(words) {
+      text.textContent = words;
+      button.title = words; // phones show only the bell
+      button.setAttribute("aria-label", words);
+    }
     function show() {
       button.hidden = false;
       if (Notification.permission === "granted") {
-        button.textContent = "Benachrichtigungen an";
+        label("Benachrichtigungen an");
         button.disabled = true;
       } else if (Notification.permission === "denied") {
-        button.textContent = "Benachrichtigungen blockiert";
+        label("Benachrichtigungen blockiert");
         button.disabled = true;
       }
     }
@@ -147,6 +155,7 @@
     var pending = false;
     var source = null;
     var connected = false;
+    var reconnecting = false;
 
     function setState(state) {
       indicator.setAttribute("data-state", state);
@@ -154,7 +163,7 @@
     }
 
     function stamp() {
-      time.textContent = "· " + new Date().toLocaleTimeString("de-DE");
+      time.textContent = "· " + new Date().toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
     }
 
     function refresh() {
@@ -186,7 +195,10 @@
         if (!paused) { setState("live"); }
         stamp();
         var data = JSON.parse(event.data);
-        if (data.generation !== currentGeneration()) { refresh(); }
+        // Generations restart with every server process, so after any
+        // reconnect the page may be stale even when the numbers agree.
+        if (reconnecting || data.generation !== currentGeneration()) { refresh(); }
+        reconnecting = false;
       });
       source.addEventListener("update", function (event) {
         var data = JSON.parse(event.data);
@@ -195,6 +207,7 @@
       });
       source.onerror = function () {
         connected = false;
+        reconnecting = true;
         setState("offline");
         if (source.readyState === EventSource.CLOSED) {
           setTimeout(connect, RECONNECT_MS); // the browser gave up; we do not
@@ -213,6 +226,16 @@
     });
     connect();
   }
+
+  // --- Filter box ----------------------------------------------------------
+  // Closed on phones unless a filter is active (the server opens it then);
+  // wide screens have room, so open it there before the first paint.
+  function openFiltersOnWideScreens() {
+    var box = $("filter-box");
+    if (box && window.matchMedia && window.matchMedia(WIDE_SCREEN).matches) { box.open = true; }
+  }
+
+  openFiltersOnWideScreens(); // deferred script: the document is parsed already
 
   document.addEventListener("DOMContentLoaded", function () {
     setupTheme();

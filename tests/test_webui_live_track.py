@@ -821,7 +821,7 @@ def test_table_has_the_eight_columns(registry: Path) -> None:
 def test_table_shortens_long_session_ids(registry: Path, session_id: str) -> None:
     write(registry, session_id=session_id)
     row = row_of(dashboard(registry), session_id)
-    shown = session_id if len(session_id) <= 25 else session_id[:24] + "…"
+    shown = session_id if len(session_id) <= 25 else session_id[:12] + "…" + session_id[-12:]
     assert row.cell("Session") == shown
     assert f'title="{session_id}"' in row.html
 

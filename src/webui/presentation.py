@@ -6,6 +6,7 @@ values these helpers format.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -13,10 +14,14 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment
 
 from src.experiments.live_session_registry import utc_instant
+from src.webui.live_track import SessionDetail
 from src.webui.session_query import KNOWN_MODES, SessionQuery
 
 EMPTY = "–"
 ID_SHORT_AT = 25
+# A shortened id keeps its start and its end, where the unique suffix usually is.
+ID_KEEP_HEAD = 12
+ID_KEEP_TAIL = 12
 
 STATUS_BADGES = {
     "completed": ("OK", "Completed"),
@@ -27,8 +32,10 @@ STATUS_BADGES = {
 
 
 def short_id(session_id: str) -> str:
-    """Ids longer than 25 characters end in an ellipsis; the full id goes in a tooltip."""
-    return session_id if len(session_id) <= ID_SHORT_AT else session_id[: ID_SHORT_AT - 1] + "…"
+    """Cut ids over 25 characters in the middle; the full id goes in a tooltip."""
+    if len(session_id) <= ID_SHORT_AT:
+        return session_id
+    return session_id[:ID_KEEP_HEAD] + "…" + session_id[-ID_KEEP_TAIL:]
 
 
 def path_quote(text: str) -> str:
@@ -48,14 +55,23 @@ def mode_class(mode: str) -> str:
     return f"mode-{mode}" if mode in KNOWN_MODES else "mode-other"
 
 
+def _is_flat(value: float) -> bool:
+    # What rounds to 0.00 is shown as flat: no sign, no colour.
+    return round(value, 2) == 0
+
+
 def pnl_class(value: float | None) -> str:
-    if value is None or value == 0:
+    if value is None or _is_flat(value):
         return "pnl-flat"
     return "pnl-pos" if value > 0 else "pnl-neg"
 
 
 def fmt_money(value: float | None) -> str:
-    return EMPTY if value is None else f"{value:+,.2f}".replace("-", "−")
+    if value is None:
+        return EMPTY
+    if _is_flat(value):
+        return "0.00"
+    return f"{value:+,.2f}".replace("-", "−")
 
 
 def fmt_pct(value: float | None) -> str:
@@ -91,13 +107,42 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{sign}{minutes} min {secs:02d} s"
 
 
+def session_duration(session: SessionDetail, now: datetime | None = None) -> str:
+    """Duration of an ended session; for a running one the time since its start."""
+    if session.duration_seconds is not None:
+        return fmt_duration(session.duration_seconds)
+    if session.status != "started":
+        return EMPTY
+    moment = now or datetime.now(timezone.utc)
+    elapsed = (utc_instant(moment) - utc_instant(session.started_at)).total_seconds()
+    return f"{fmt_duration(max(elapsed, 0.0))} (laufend)"
+
+
 def fmt_value(value: Any) -> str:
-    """Render a config or metrics value as compact text."""
+    """Render a config or metrics value as compact text; nested values as JSON."""
     if value is None:
         return EMPTY
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:,.6g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     return str(value)
+
+
+def active_filters(query: SessionQuery) -> int:
+    """How many filters narrow the view (each of mode, status, ... counts once)."""
+    narrowing = (
+        query.mode,
+        query.status,
+        query.symbol,
+        query.environment,
+        query.since,
+        query.until,
+        query.range,
+    )
+    return sum(1 for value in narrowing if value)
 
 
 def query_url(path: str, query: SessionQuery, **changes: Any) -> str:
@@ -137,6 +182,12 @@ def install(env: Environment) -> None:
         iso=fmt_iso,
         duration=fmt_duration,
         value=fmt_value,
+        session_duration=session_duration,
         datetime_local=datetime_local,
     )
-    env.globals.update(query_url=query_url, known_modes=KNOWN_MODES, empty=EMPTY)
+    env.globals.update(
+        query_url=query_url,
+        active_filters=active_filters,
+        known_modes=KNOWN_MODES,
+        empty=EMPTY,
+    )

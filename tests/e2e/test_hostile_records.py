@@ -84,7 +84,10 @@ def test_hostile_records_render_as_inert_text(
     # Every hostile id is shown literally (full id in the tooltip), nothing executes.
     for fields in HOSTILE:
         session_id = str(fields["session_id"]).replace("\u0000", "\ufffd")
-        assert page.locator(f"tbody a[title={json.dumps(session_id, ensure_ascii=False)}]").count() == 1, session_id
+        assert (
+            page.locator(f"tbody a[title={json.dumps(session_id, ensure_ascii=False)}]").count()
+            == 1
+        ), session_id
     assert page.locator("script:not([src])").count() == 0
     assert page.get_by_text("<img src=x onerror=alert(1)>").count() >= 1 or (
         page.locator("[title='<img src=x onerror=alert(1)>']").count() >= 1
