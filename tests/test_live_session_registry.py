@@ -266,15 +266,22 @@ def test_summary_for_one_run_type(registry_dir: Path) -> None:
     assert summary["first_started_at"] == "2025-12-09T10:15:00+01:00"
 
 
-def test_summary_survives_metrics_whose_sum_exceeds_a_float(tmp_path: Path) -> None:
+def test_absurd_metrics_are_skipped_so_sums_stay_finite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     for name in ("a", "b"):
         record = make_record(session_id=name, metrics={"realized_pnl": 10**308})
         register_live_session_run(record, tmp_path)
+    register_live_session_run(make_record(session_id="c", metrics={"realized_pnl": 1e15}), tmp_path)
 
-    summary = get_session_summary(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        summary = get_session_summary(tmp_path)
 
-    assert summary["num_sessions"] == 2
-    assert summary["total_realized_pnl"] == float("inf")
+    assert summary["num_sessions"] == 1
+    assert summary["total_realized_pnl"] == 1e15
+    assert (
+        sum("metrics.realized_pnl is out of range" in r.getMessage() for r in caplog.records) == 2
+    )
 
 
 def test_concurrent_reader_never_sees_a_partial_record(tmp_path: Path) -> None:

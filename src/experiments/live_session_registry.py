@@ -30,6 +30,10 @@ REGISTRY_DIR_ENV = "PEAK_TRADE_LIVE_SESSIONS_DIR"
 # Real records are 1-4 KB; anything far larger is a broken or hostile writer.
 MAX_RECORD_BYTES = 1024 * 1024
 RECORD_SUFFIX = ".json"
+# No real config nests this deep; response serializers give up not far beyond.
+MAX_NESTING = 32
+# Far beyond any real PnL or order count; keeps every sum of 100,000 finite.
+MAX_METRIC = 1e15
 TERMINAL_STATUSES = frozenset({"completed", "failed", "aborted"})
 _NUMERIC_METRICS = ("realized_pnl", "unrealized_pnl", "max_drawdown")
 _COUNT_METRICS = ("num_orders", "num_trades")
@@ -50,19 +54,24 @@ def resolve_registry_dir(base_dir: str | os.PathLike[str] | None = None) -> Path
 def parse_timestamp(value: object, key: str) -> datetime:
     """Accept ISO-8601 strings with or without offset, as Phase 81 writers emit."""
     if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = _parse_lenient_timestamp(value, key)
+    else:
         raise InvalidRecord(f"{key} must be an ISO-8601 string, got {type(value).__name__}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = _parse_lenient_timestamp(value, key)
-    if moment.tzinfo is not None:
+    offset = moment.utcoffset()
+    if offset is not None:
+        if offset.seconds % 60 or offset.microseconds:
+            # fromisoformat takes "+05:30:15.5"; ISO-8601 and JSON readers do not.
+            raise InvalidRecord(f"{key} has an offset that is not whole minutes")
         try:
             # Sorting converts to UTC; "0001-01-01T00:00:00+01:00" has no UTC instant.
             moment.astimezone(timezone.utc)
         except OverflowError:
-            raise InvalidRecord(f"{key} is out of range in UTC: {value[:40]!r}") from None
+            raise InvalidRecord(f"{key} is out of range in UTC: {str(value)[:40]!r}") from None
     return moment
 
 
@@ -133,6 +142,12 @@ class LiveSessionRecord:
     @classmethod
     def from_dict(cls, data: object) -> LiveSessionRecord:
         """Validate an untrusted mapping; raise InvalidRecord saying what is wrong."""
+        check_tree(data)
+        return cls._from_checked_tree(data)
+
+    @classmethod
+    def _from_checked_tree(cls, data: object) -> LiveSessionRecord:
+        # Shape and types; the caller has ruled out deep nesting and lone surrogates.
         if not isinstance(data, Mapping):
             raise InvalidRecord(f"expected a JSON object, got {_json_type(data)}")
         for key in ("session_id", "run_type", "started_at"):
@@ -158,6 +173,24 @@ class LiveSessionRecord:
             created_at=_optional_timestamp(data.get("created_at"), "created_at"),
             updated_at=_optional_timestamp(heartbeat, "updated_at"),
         )
+
+
+def check_tree(value: object, depth: int = 0) -> None:
+    """Reject what no response could carry: deep nesting and unencodable text."""
+    if depth > MAX_NESTING:
+        raise InvalidRecord(f"nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRecord("text with an unpaired surrogate (not valid Unicode)") from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_tree(key, depth + 1)
+            check_tree(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_tree(item, depth + 1)
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
@@ -208,6 +241,8 @@ def _metrics(data: Mapping[str, Any]) -> dict[str, Any]:
         number = _finite_float_or_none(value)
         if number is None:
             raise InvalidRecord(f"metrics.{key} must be a finite number, got {value!r:.40}")
+        if abs(number) > MAX_METRIC:
+            raise InvalidRecord(f"metrics.{key} is out of range: {value!r:.40}")
         if key in _COUNT_METRICS and not number.is_integer():
             raise InvalidRecord(f"metrics.{key} must be a whole number, got {value!r:.40}")
     return metrics
@@ -375,7 +410,11 @@ def parse_record(content: bytes) -> LiveSessionRecord:
         raise InvalidRecord("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # huge integers, NaN, 1e999
         raise InvalidRecord(f"invalid JSON: {exc}") from None
-    return LiveSessionRecord.from_dict(data)
+    # Only \u escapes can make lone surrogates, and only many brackets deep
+    # nesting: the byte checks keep the tree walk off the common path.
+    if b"\\ud" in content.lower() or content.count(b"{") + content.count(b"[") > MAX_NESTING:
+        check_tree(data)
+    return LiveSessionRecord._from_checked_tree(data)
 
 
 def read_stamped_record(path: str | os.PathLike[str]) -> tuple[LiveSessionRecord, FileStamp]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from src.experiments.live_session_registry import resolve_registry_dir, utc_instant
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex, SessionHead
 from src.webui.session_query import (
+    RecordTime,
     SessionQuery,
     SessionStatus,
     filter_sessions,
@@ -42,8 +43,8 @@ class LiveSessionSummary(BaseModel):
     """One session as the Phase 82 API returns it (the spec's eleven fields)."""
 
     session_id: str
-    started_at: datetime
-    ended_at: Optional[datetime]  # noqa: UP045 - spelled as in the Phase 82 spec
+    started_at: RecordTime
+    ended_at: Optional[RecordTime]  # noqa: UP045 - spelled as in the Phase 82 spec
     mode: str  # shadow, testnet, paper, live
     environment: str  # env_name + symbol
     status: SessionStatus
@@ -222,8 +223,8 @@ class SessionDetail(SessionRow):
     metrics: dict[str, Any]
     cli_args: list[str]
     error: Optional[str]  # noqa: UP045
-    created_at: Optional[datetime]  # noqa: UP045
-    updated_at: Optional[datetime]  # noqa: UP045
+    created_at: Optional[RecordTime]  # noqa: UP045
+    updated_at: Optional[RecordTime]  # noqa: UP045
     registry_file: str
 
 

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from src.experiments.live_session_registry import TERMINAL_STATUSES, utc_instant
 from src.experiments.registry_index import IndexSnapshot, SessionHead
 
 SessionStatus = Literal["started", "completed", "failed", "aborted"]
+# Timestamps go out as the writer stored them: the Phase 82 API shows naive
+# (UTC) values, which OpenAPI's "date-time" format would call invalid.
+RecordTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {"type": "string", "description": "ISO-8601; without an offset the time is UTC"}
+    ),
+]
 SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
 KNOWN_MODES = ("shadow", "testnet", "paper", "live")
 QuickRange = Literal["today", "7d", "30d"]

@@ -12,6 +12,7 @@ from src.experiments.live_session_registry import utc_instant
 from src.experiments.registry_index import IndexSnapshot, SessionHead
 from src.webui.session_query import (
     SESSION_STATUSES,
+    RecordTime,
     SessionQuery,
     cached_view,
     filter_sessions,
@@ -38,7 +39,7 @@ class SessionStats(BaseModel):
 
 
 class ChartPoint(BaseModel):
-    at: datetime
+    at: RecordTime
     value: float
     session_id: str
 

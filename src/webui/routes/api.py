@@ -27,6 +27,10 @@ from src.webui.session_stats import SessionStats, session_stats
 router = APIRouter(prefix="/api", tags=["live sessions"])
 
 
+class NotFound(BaseModel):
+    detail: str
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -69,7 +73,11 @@ EXPORT_COLUMNS = (
 )
 
 
-@router.get("/live_sessions.csv", response_class=Response)
+@router.get(
+    "/live_sessions.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep) -> Response:
     """Download every session matching the filters as CSV."""
     buffer = io.StringIO()
@@ -93,7 +101,11 @@ def stats(
     return session_stats(snapshot, query, now, stale_after)
 
 
-@router.get("/live_sessions/{session_id:session_id}", response_model=SessionDetail)
+@router.get(
+    "/live_sessions/{session_id:session_id}",
+    response_model=SessionDetail,
+    responses={404: {"model": NotFound, "description": "No session with this id"}},
+)
 def session_detail(
     session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
 ) -> SessionDetail:
