@@ -159,6 +159,7 @@ class RegistryIndex:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._stamps: dict[str, FileStamp | SkippedFile] = {}
         self._heads: dict[str, SessionHead] = {}
         self._skipped: dict[str, SkippedFile] = {}
@@ -186,7 +187,9 @@ class RegistryIndex:
 
     def start_loading(self) -> None:
         """Load in the background once, so startup and health checks never wait."""
-        with self._lock:
+        # Its own lock: the index lock is held for the whole first load, and a
+        # request asking "is it loading?" must not wait for the answer.
+        with self._start_lock:
             if self._load_started:
                 return
             self._load_started = True
