@@ -64,13 +64,13 @@ def index_heads(index: RegistryIndex) -> list[tuple[str, str, str]]:
 
 # Edits a registry can see: write, rewrite in place, replace atomically, delete, junk.
 edit = st.tuples(
-    st.sampled_from(["register", "rewrite", "delete", "corrupt"]),
-    st.integers(min_value=0, max_value=15),
+    st.sampled_from(["register", "rewrite", "delete", "corrupt", "duplicate", "drop_duplicate"]),
+    st.integers(min_value=0, max_value=4),  # few ids, so edits meet the same session
 )
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(edits=st.lists(edit, max_size=25), checks=st.lists(st.booleans(), max_size=25))
 def test_index_matches_full_scan_after_any_edits(
@@ -93,6 +93,15 @@ def test_index_matches_full_scan_after_any_edits(
             os.utime(paths[n], ns=(step * 10**9, step * 10**9))  # a visible mtime change
         elif action == "delete" and n in paths and paths[n].exists():
             paths[n].unlink()
+        elif action == "duplicate":  # a second file carrying the same session id
+            copy = make_record(n, started_at=BASE + timedelta(days=1, minutes=step))
+            paths[100 + n] = register_live_session_run(
+                copy.__class__(**{**copy.__dict__, "run_type": f"live_session_copy{step}"}),
+                directory,
+            )
+        elif action == "drop_duplicate" and 100 + n in paths and paths[100 + n].exists():
+            paths[100 + n].unlink()
+            index.refresh_names([paths[100 + n].name])
         elif action == "corrupt":
             (directory / f"junk_{n}.json").write_bytes(b"{not json" * (n + 1))
         # Sometimes the watcher reports the file, sometimes only a reconcile sees it.
@@ -100,6 +109,11 @@ def test_index_matches_full_scan_after_any_edits(
             index.refresh_names([paths[n].name])
     index.reconcile()
     assert index_heads(index) == reference_heads(directory)
+    newest_by_id: dict[str, str] = {}
+    for name, session_id, _ in reversed(reference_heads(directory)):  # oldest first
+        newest_by_id[session_id] = name
+    by_id = index.snapshot().by_id
+    assert {sid: head.file_name for sid, head in by_id.items()} == newest_by_id
     skipped = {s.name for s in scan_registry(directory).skipped}
     assert {s.name for s in index.snapshot().skipped} == skipped
 
@@ -207,3 +221,20 @@ def test_random_order_of_changes_keeps_sort(tmp_path: Path) -> None:
         path = register_live_session_run(make_record(n), tmp_path)
         index.refresh_names([path.name])
     assert index_heads(index) == reference_heads(tmp_path)
+
+
+def test_duplicate_ids_resolve_to_the_newest_file_through_every_change(tmp_path: Path) -> None:
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    old = register_live_session_run(make_record(1, run_type="live_session_a"), tmp_path)
+    new = register_live_session_run(
+        make_record(1, run_type="live_session_b", started_at=BASE + timedelta(days=3)), tmp_path
+    )
+    index.refresh_names([old.name, new.name])
+    assert index.snapshot().by_id["s1"].file_name == new.name
+    new.unlink()
+    index.refresh_names([new.name])
+    assert index.snapshot().by_id["s1"].file_name == old.name
+    old.unlink()
+    index.refresh_names([old.name])
+    assert "s1" not in index.snapshot().by_id

@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,6 +149,7 @@ class IndexSnapshot:
     by_id: dict[str, SessionHead] = field(default_factory=dict)
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
+    build_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def newest_first(self) -> tuple[SessionHead, ...]:
         return self.sessions
@@ -162,6 +164,8 @@ class RegistryIndex:
         self._start_lock = threading.Lock()
         self._stamps: dict[str, FileStamp | SkippedFile] = {}
         self._heads: dict[str, SessionHead] = {}
+        self._by_id: dict[str, SessionHead] = {}
+        self._duplicates: dict[str, int] = {}  # session id -> files carrying it (> 1)
         self._skipped: dict[str, SkippedFile] = {}
         self._ordered: list[SessionHead] = []
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
@@ -197,15 +201,26 @@ class RegistryIndex:
 
     def reconcile(self) -> list[SessionChange]:
         """Compare the directory with the index and re-read only what changed."""
+        # List (and stat) outside the lock: at 100,000 files that takes a second,
+        # and the watcher's refreshes must not wait for it.
+        # On the first load every file is new, and reading it gives its stamp.
+        lister = list_candidates if self._stamps else list_candidate_names
+        listing: Mapping[str, FileStamp | SkippedFile | None] = lister(self.directory)
         with self._lock:
-            listing: Mapping[str, FileStamp | SkippedFile | None]
-            if self._stamps:
-                listing = list_candidates(self.directory)
-                changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
-            else:  # first load: every file is new, and reading it gives its stamp
-                listing = list_candidate_names(self.directory)
-                changed = list(listing)
-            gone = [name for name in self._stamps if name not in listing]
+            changed = [
+                name
+                for name, seen in listing.items()
+                if seen is None
+                and name not in self._stamps
+                or seen is not None
+                and self._stamps.get(name) != seen
+            ]
+            # A file the watcher added after the listing is not gone: look again.
+            gone = [
+                name
+                for name in self._stamps
+                if name not in listing and not os.path.lexists(self.directory / name)
+            ]
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
             if changed or gone or not self._loaded.is_set():
                 self._publish(loaded=True)
@@ -271,6 +286,9 @@ class RegistryIndex:
                 )
         if bulk:
             self._ordered = sorted(self._heads.values(), key=_order)
+            self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
+            ids = Counter(head.session_id for head in self._ordered)
+            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
         return changes
 
     def _integrate(
@@ -294,6 +312,7 @@ class RegistryIndex:
             self._heads[name] = after = head
             if not bulk:
                 bisect.insort(self._ordered, head, key=_order)
+                self._add_id(head)
         if before is not None or after is not None:
             changes.append(SessionChange(before, after))
 
@@ -303,9 +322,33 @@ class RegistryIndex:
             del self._ordered[position]
         else:  # equal keys cannot happen (file names are unique); stay safe anyway
             self._ordered.remove(head)
+        self._remove_id(head)
+
+    # by_id is kept up to date per change, so a snapshot only copies it. Two files
+    # may carry the same session id (a writer bug); the newest activity wins.
+
+    def _add_id(self, head: SessionHead) -> None:
+        current = self._by_id.get(head.session_id)
+        if current is not None:
+            self._duplicates[head.session_id] = self._duplicates.get(head.session_id, 1) + 1
+        if current is None or head.order_key > current.order_key:
+            self._by_id[head.session_id] = head
+
+    def _remove_id(self, head: SessionHead) -> None:
+        session_id = head.session_id
+        others = self._duplicates.pop(session_id, 1) - 1
+        if others > 1:
+            self._duplicates[session_id] = others
+        if self._by_id.get(session_id) is not head:
+            return
+        if others == 0:
+            del self._by_id[session_id]
+        else:  # rare: find the newest remaining file with this id
+            self._by_id[session_id] = max(
+                (h for h in self._ordered if h.session_id == session_id), key=_order
+            )
 
     def _publish(self, loaded: bool) -> None:
-        by_id = {head.session_id: head for head in self._ordered}  # newest file wins an id
         total = len(self._stamps)
         self._snapshot = IndexSnapshot(
             generation=self._snapshot.generation + 1,
@@ -314,7 +357,7 @@ class RegistryIndex:
             skipped=tuple(sorted(self._skipped.values(), key=lambda s: s.name)),
             loaded=loaded,
             progress=(total, total),
-            by_id=by_id,
+            by_id=dict(self._by_id),
         )
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,6 +25,7 @@ from src.webui.session_query import head_status, is_terminal
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BACKLOG = 64
+MIN_REFRESH_SECONDS = 0.3
 
 
 def ended_sessions(changes: list[SessionChange]) -> list[dict[str, Any]]:
@@ -119,6 +122,9 @@ class LiveUpdates:
 
     async def _reconcile_loop(self) -> None:
         await asyncio.to_thread(self.index.wait_loaded, 24 * 3600)
+        # The loaded index is hundreds of thousands of long-lived objects; left
+        # to the cyclic GC, every later collection would walk them all again.
+        gc.freeze()
         self.publish([])  # pages that opened while the index loaded
         while True:
             await asyncio.sleep(self._reconcile_seconds)
@@ -139,7 +145,12 @@ class LiveUpdates:
                 continue
             try:
                 async for batch in awatch(directory, debounce=150, step=50, recursive=False):
+                    started = time.monotonic()
                     await self._refresh({Path(path).name for _, path in batch})
+                    # A busy writer gets one new snapshot per interval, not one per
+                    # file: each snapshot makes every open view recompute once.
+                    # Changes meanwhile wait in the watcher for the next batch.
+                    await asyncio.sleep(MIN_REFRESH_SECONDS - (time.monotonic() - started))
             except Exception:
                 logger.warning("Registry watch stopped; reconciling and restarting", exc_info=True)
             await asyncio.sleep(1.0)

@@ -7,6 +7,7 @@ always select the same sessions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, get_args
@@ -60,6 +61,7 @@ _STATUS_ALIASES: dict[str, SessionStatus] = {
 }
 
 
+@functools.cache  # few distinct words; called once per session per view
 def normalize_status(raw: str, ended: bool) -> SessionStatus:
     """Map any stored status onto the four the panel knows."""
     text = raw.strip().lower()
@@ -188,9 +190,14 @@ def cached_view(
     cache = snapshot.cache
     found = cache.get(key)
     if found is None:
-        if len(cache) > 128:
-            cache.clear()
-        found = cache[key] = build()
+        # Single flight: when a change invalidates the views, concurrent
+        # requests wait for one build instead of all doing the same work.
+        with snapshot.build_lock:
+            found = cache.get(key)
+            if found is None:
+                if len(cache) > 128:
+                    cache.clear()
+                found = cache[key] = build()
     return found
 
 

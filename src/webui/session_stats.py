@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import bisect
+import math
 from datetime import datetime, timedelta
-from itertools import islice
+from itertools import accumulate, islice
+from operator import attrgetter
 
 from pydantic import BaseModel
 
@@ -16,8 +18,8 @@ from src.webui.session_query import (
     SessionQuery,
     cached_view,
     filter_sessions,
-    head_status,
     is_stale,
+    normalize_status,
 )
 
 MAX_CHART_POINTS = 400
@@ -57,66 +59,94 @@ def session_stats(
     """Count and sum the filtered set once per snapshot; stale is judged against now."""
     heads = filter_sessions(snapshot, query, now)
 
-    def build() -> SessionStats:
-        by_status = Counter(dict.fromkeys(SESSION_STATUSES, 0))
-        by_status.update(head_status(h) for h in heads)
-        pnls = [h.realized_pnl for h in heads if h.realized_pnl is not None]
-        drawdowns = [h.max_drawdown for h in heads if h.max_drawdown is not None]
-        ended = by_status["completed"] + by_status["failed"] + by_status["aborted"]
-        return SessionStats(
+    def build() -> tuple[SessionStats, tuple[SessionHead, ...]]:
+        # One pass: at 100,000 sessions each pass over the heads costs ~20 ms
+        # of memory traffic alone, more than the arithmetic.
+        by_status = dict.fromkeys(SESSION_STATUSES, 0)
+        by_mode: dict[str, int] = {}
+        running: list[SessionHead] = []
+        total, priced, worst = 0.0, 0, -math.inf
+        for head in heads:
+            word, mode, finished, pnl, drawdown = _STATS_FIELDS(head)
+            status = normalize_status(word, finished is not None)
+            by_status[status] += 1
+            if status == "started":
+                running.append(head)
+            by_mode[mode] = by_mode.get(mode, 0) + 1
+            if pnl is not None:
+                total += pnl
+                priced += 1
+            if drawdown is not None and drawdown > worst:
+                worst = drawdown
+        ended = len(heads) - by_status["started"]
+        stats = SessionStats(
             sessions=len(heads),
-            by_status=dict(by_status),
-            by_mode=dict(Counter(h.mode or "unbekannt" for h in heads).most_common()),
+            by_status=by_status,
+            by_mode={
+                mode or "unbekannt": n
+                for mode, n in sorted(by_mode.items(), key=lambda item: -item[1])
+            },
             success_rate=by_status["completed"] / ended if ended else None,
-            total_realized_pnl=round(sum(pnls), 8),
-            avg_realized_pnl=round(sum(pnls) / len(pnls), 8) if pnls else None,
-            worst_drawdown=max(drawdowns) if drawdowns else None,
+            total_realized_pnl=round(total, 8),
+            avg_realized_pnl=round(total / priced, 8) if priced else None,
+            worst_drawdown=worst if worst != -math.inf else None,
             running=by_status["started"],
             stale=0,
         )
+        return stats, tuple(running)
 
-    def running() -> tuple[SessionHead, ...]:
-        return tuple(h for h in heads if head_status(h) == "started")
-
-    key = query.filter_key(now)
-    stats: SessionStats = cached_view(snapshot, ("stats", *key), build)  # type: ignore[assignment]
-    if not stats.running:
+    built = cached_view(snapshot, ("stats", *query.filter_key(now)), build)
+    stats: SessionStats = built[0]  # type: ignore[index]
+    running: tuple[SessionHead, ...] = built[1]  # type: ignore[index]
+    if not running:
         return stats
-    # Staleness moves with the clock, so only the running sessions are cached.
-    running_heads: tuple[SessionHead, ...] = cached_view(snapshot, ("running", *key), running)  # type: ignore[assignment]
-    stale = sum(1 for h in running_heads if is_stale(h, now, stale_after))
+    # Staleness moves with the clock, so it is judged per call, over the few running.
+    stale = sum(1 for head in running if is_stale(head, now, stale_after))
     return stats.model_copy(update={"stale": stale})
 
 
-def _thin(
-    points: list[tuple[datetime, float, str]], most: int
-) -> list[tuple[datetime, float, str]]:
-    """Keep at most ``most`` points, always the first and the last."""
-    if len(points) <= most:
-        return points
-    step = (len(points) - 1) / (most - 1)
-    return [points[round(i * step)] for i in range(most)]
+_STATS_FIELDS = attrgetter("status", "mode", "finished_at", "realized_pnl", "max_drawdown")
+
+
+def _chart_time(head: SessionHead) -> float:
+    if head.finished_at is not None:
+        return head.order_key[0]
+    return utc_instant(head.updated_at or head.started_at).timestamp()
+
+
+def _thin(count: int, most: int) -> list[int]:
+    """Indices of at most ``most`` points out of ``count``, always the first and the last."""
+    if count <= most:
+        return list(range(count))
+    step = (count - 1) / (most - 1)
+    return [round(i * step) for i in range(most)]
 
 
 def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> SessionCharts:
     heads = filter_sessions(snapshot, query, now)
 
     def build() -> SessionCharts:
-        # A running session has realized PnL too, as of its last heartbeat; counting
-        # it there makes the line end where the stats strip's total stands.
-        realized = sorted(
-            (
-                (utc_instant(h.finished_at or h.updated_at or h.started_at), h.realized_pnl, h)
-                for h in heads
-                if h.realized_pnl is not None
-            ),
-            key=lambda item: item[0],
-        )
-        total = 0.0
-        cumulative: list[tuple[datetime, float, str]] = []
-        for at, pnl, head in realized:
-            total += pnl
-            cumulative.append((at, round(total, 8), head.session_id))
+        # Ended sessions come in activity order already (the index's order is
+        # end time, else start time), so only the few running ones need sorting.
+        # A running session has realized PnL too, as of its last heartbeat;
+        # counting it there makes the line end where the stats strip's total stands.
+        priced: list[SessionHead] = []
+        pnls: list[float] = []
+        running: list[SessionHead] = []
+        for head in reversed(heads):  # one pass, oldest activity first
+            pnl = head.realized_pnl
+            if pnl is None:
+                continue
+            if head.finished_at is None:
+                running.append(head)
+            else:
+                priced.append(head)
+                pnls.append(pnl)
+        for head in running:
+            at = bisect.bisect_right(priced, _chart_time(head), key=_chart_time)
+            priced.insert(at, head)
+            pnls.insert(at, head.realized_pnl)  # type: ignore[arg-type]
+        totals = list(accumulate(pnls))
         latest = list(
             islice(
                 (
@@ -133,8 +163,12 @@ def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) 
         ]
         return SessionCharts(
             cumulative_pnl=[
-                ChartPoint(at=at, value=value, session_id=session_id)
-                for at, value, session_id in _thin(cumulative, MAX_CHART_POINTS)
+                ChartPoint(
+                    at=priced[i].finished_at or priced[i].updated_at or priced[i].started_at,
+                    value=round(totals[i], 8),
+                    session_id=priced[i].session_id,
+                )
+                for i in _thin(len(priced), MAX_CHART_POINTS)
             ],
             drawdowns=drawdowns,
         )
