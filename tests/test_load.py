@@ -15,6 +15,7 @@ from benchmarks.generate import write_registry
 from benchmarks.load import STALL_SECONDS, run_load
 from benchmarks.loading import LoadingObservation, observe_loading
 from benchmarks.server import ServerProcess
+from src.webui.live_updates import MIN_REFRESH_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +42,11 @@ def test_server_under_writes_answers_every_request_and_every_tab(tmp_path: Path)
     assert not report.problems, report.markdown()
     assert all(stream.error is None for stream in report.streams), report.markdown()
     assert max(report.max_gaps()) <= STALL_SECONDS, report.markdown()
-    # Every tab heard of (nearly) every write; the watch may merge close writes.
+    # The watcher merges a busy writer's changes into one snapshot per
+    # MIN_REFRESH_SECONDS, so a tab hears about 1 / 0.3 s updates, not 10/s.
+    expected = len(report.writer.steps) * 0.1 / (MIN_REFRESH_SECONDS + 0.2)
     for stream in report.streams:
-        assert len(stream.updates()) >= len(report.writer.steps) // 2, report.markdown()
+        assert len(stream.updates()) >= expected * 0.8, report.markdown()
     assert all(report.log.latencies[path] for path in report.log.latencies)
 
 
