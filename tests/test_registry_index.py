@@ -22,7 +22,7 @@ from src.experiments.live_session_registry import (
     scan_registry,
     utc_instant,
 )
-from src.experiments.registry_index import RegistryIndex, SessionHead
+from src.experiments.registry_index import RegistryIndex, SessionHead, read_heads
 from src.webui.live_track import export_sessions, live_track_view
 from src.webui.session_query import SessionQuery
 
@@ -164,6 +164,13 @@ def test_parallel_first_load_equals_full_scan(
         index.reconcile()
     assert len(index.snapshot().sessions) == count
     assert index_heads(index) == reference_heads(tmp_path)
+    # Heads that came back from the workers equal heads read in this process.
+    in_process = {
+        head.file_name: head
+        for _, head in read_heads(str(tmp_path), [(name, None) for name in os.listdir(tmp_path)])
+        if isinstance(head, SessionHead)
+    }
+    assert {h.file_name: h for h in index.snapshot().sessions} == in_process
     assert [s.name for s in index.snapshot().skipped] == ["broken.json"]
     assert [r.getMessage() for r in caplog.records if "broken.json" in r.getMessage()] != []
     # The stamps the workers took let a later reconcile re-read nothing.

@@ -60,8 +60,7 @@ def _report_path(record: LiveSessionRecord) -> str | None:
 class SessionHead(NamedTuple):
     """What every view needs of one record, small enough to hold 100,000 of.
 
-    A NamedTuple: cheap to build, compact in memory, and fast to pickle back
-    from the worker processes of a bulk load.
+    A NamedTuple: cheap to build and compact in memory.
     """
 
     file_name: str
