@@ -77,9 +77,10 @@ class ServerProcess:
         registry: Path,
         extra_env: dict[str, str] | None = None,
         app: str = "src.webui.app:app",
+        port: int | None = None,
     ) -> None:
         self.registry = registry
-        self.port = free_port()
+        self.port = port or free_port()  # a port of its own, or the one a crashed server had
         self.url = f"http://{HOST}:{self.port}"
         self._log_dir = tempfile.TemporaryDirectory(prefix="live-track-bench-")
         self.log_path = Path(self._log_dir.name) / "server.log"

@@ -231,6 +231,21 @@ def test_reconciliation_alone_catches_changes(
     server = serve(watch=False, reconcile_seconds=0.5)
     path = register_live_session_run(session("bot-3"), registry)
     wait_for(lambda: "bot-3" in api_ids(server.url), 2.0)
+
+    def detail() -> dict[str, Any]:
+        result: dict[str, Any] = httpx2.get(server.url + "/api/live_sessions/bot-3").json()
+        return result
+
+    record = json.loads(path.read_text())
+    record["metrics"]["realized_pnl"] = 7.0
+    with open(path, "r+", encoding="utf-8") as handle:  # rewritten in place
+        handle.write(json.dumps(record))
+        handle.truncate()
+    wait_for(lambda: detail()["realized_pnl"] == 7.0, 2.0)
+
+    register_live_session_run(session("bot-3", status="failed", finished_at=NOW), registry)
+    wait_for(lambda: detail()["status"] == "failed", 2.0)  # atomically replaced
+
     path.unlink()
     wait_for(lambda: "bot-3" not in api_ids(server.url), 2.0)
 
