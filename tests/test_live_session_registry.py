@@ -928,3 +928,19 @@ def test_cli_serve_rejects_an_invalid_port(
     assert cli.main(["serve", "--port", "70000"]) == 2
     assert fake_server.calls == []
     assert "port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [(0, "completed"), (None, "completed"), (3, "aborted")]
+)
+def test_lifecycle_sys_exit_is_judged_by_its_code(
+    tmp_path: Path, code: int | None, status: str
+) -> None:
+    with (
+        pytest.raises(SystemExit),
+        live_session(mode="paper", env_name="paper_broker", symbol="BTC/USDT", base_dir=tmp_path),
+    ):
+        sys.exit(code)
+    [record] = list_session_records(tmp_path)
+    assert record.status == status
+    assert (record.error is None) == (status == "completed")

@@ -125,7 +125,10 @@ def live_session(
         session.finish("aborted", "KeyboardInterrupt: session interrupted by the operator")
         raise
     except SystemExit as exc:
-        session.finish("aborted", f"SystemExit: exit code {exc.code}")
+        if exc.code in (0, None):  # sys.exit() after a clean run is a normal end
+            session.finish("completed")
+        else:
+            session.finish("aborted", f"SystemExit: exit code {exc.code}")
         raise
     except BaseException as exc:
         session.finish("failed", _describe(exc))
