@@ -224,3 +224,27 @@ def test_login_page_sends_security_headers(client: TestClient) -> None:
 def test_only_get_is_allowed(registry: Path, method: str, path: str) -> None:
     with TestClient(create_app(Settings(registry_dir=registry, watch=False))) as client:
         assert client.request(method, path).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "local", ["http://10.0.0.5", "http://192.168.1.20", "http://[2001:db8::1]"]
+)
+def test_without_token_requests_over_the_network_are_refused(registry: Path, local: str) -> None:
+    """`uvicorn src.webui.app:app --host 0.0.0.0` without a token serves loopback only."""
+    app = create_app(Settings(registry_dir=registry, watch=False))
+    with TestClient(app, base_url=local) as client:
+        for path in ("/", "/api/live_sessions", "/session/session_1", "/api/live_sessions/events"):
+            response = client.get(path)
+            assert response.status_code == 403, path
+            assert response.json()["detail"] == auth.NETWORK_REFUSAL
+        assert "LIVE_TRACK_AUTH_TOKEN" in auth.NETWORK_REFUSAL
+        assert client.get("/api/health").status_code == 200
+    with TestClient(app, base_url="http://127.0.0.1") as local_client:
+        assert local_client.get("/").status_code == 200
+
+
+def test_with_token_the_network_gets_the_login(registry: Path) -> None:
+    settings = Settings(registry_dir=registry, watch=False, auth_token=TOKEN)
+    with TestClient(create_app(settings), base_url="http://10.0.0.5", follow_redirects=False) as c:
+        assert c.get("/").status_code == 303
+        assert c.get("/api/live_sessions", headers={"Authorization": f"Bearer {TOKEN}"}).json()

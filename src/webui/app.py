@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.experiments.registry_index import RegistryIndex
 from src.webui import presentation
-from src.webui.auth import LoginThrottle, TokenAuth
+from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
 from src.webui.charts import drawdown_chart, pnl_chart
 from src.webui.live_track import SessionNotFound
 from src.webui.live_updates import LiveUpdates
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(TokenAuth, token=settings.auth_token.get_secret_value())
         app.state.login_throttle = LoginThrottle()
         app.include_router(login.router)
+    else:  # also when started as `uvicorn src.webui.app:app --host 0.0.0.0`
+        app.add_middleware(LoopbackOnly)
     app.add_middleware(SecurityHeaders)  # outermost: also on 401s and redirects
     app.add_exception_handler(SessionNotFound, _not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)

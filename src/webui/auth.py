@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import time
 from collections import OrderedDict, deque
 from http.cookies import SimpleCookie
@@ -72,6 +73,47 @@ class LoginThrottle:
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
+
+
+NETWORK_REFUSAL = (
+    "Live-Track ist ohne Zugangstoken nur über 127.0.0.1 erreichbar. Für den Zugriff "
+    "über das Netzwerk ein Token setzen: LIVE_TRACK_AUTH_TOKEN=... oder "
+    "live-track serve --auth-token ..."
+)
+
+
+def arrived_from_network(scope: Scope) -> bool:
+    """True when the request reached a non-loopback address of this machine.
+
+    The local address the connection was accepted on (not the client's
+    address) says whether the server listens beyond loopback, for example
+    after ``uvicorn src.webui.app:app --host 0.0.0.0``.
+    """
+    server = scope.get("server")
+    if not server:
+        return False  # a Unix socket: local by construction
+    try:
+        return not ipaddress.ip_address(str(server[0]).split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name (test clients): nothing was bound to a network
+
+
+class LoopbackOnly:
+    """Without a token, answer only requests that came in over loopback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and arrived_from_network(scope)
+            and scope.get("path") != "/api/health"
+        ):
+            response = JSONResponse({"detail": NETWORK_REFUSAL}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class TokenAuth:
