@@ -236,12 +236,13 @@ def duration_seconds(started_at: datetime, ended_at: datetime | None) -> float |
 
 def get_session_detail(
     index: RegistryIndex,
+    snapshot: IndexSnapshot,
     session_id: str,
     now: datetime,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> SessionDetail:
-    """Look the id up in the index (never in the file system), then read its file."""
-    head = index.snapshot().by_id.get(session_id)
+    """Look the id up in the snapshot (never in the file system), then read its file."""
+    head = snapshot.by_id.get(session_id)
     record = index.read_record(head) if head is not None else None
     if head is None or record is None:
         raise SessionNotFound(session_id)

@@ -110,7 +110,7 @@ def session_detail(
     session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
 ) -> SessionDetail:
     """Show everything stored about one session."""
-    return get_session_detail(index, session_id, now, stale_after)
+    return get_session_detail(index, snapshot, session_id, now, stale_after)
 
 
 @router.get("/live_track", response_model=LiveTrackView)

@@ -55,7 +55,7 @@ def session_page(
     stale_after: StaleAfterDep,
 ) -> HTMLResponse:
     """Show everything stored about one session."""
-    detail = get_session_detail(index, session_id, now, stale_after)
+    detail = get_session_detail(index, snapshot, session_id, now, stale_after)
     return render(request, "session.html", detail=detail)
 
 
@@ -69,5 +69,5 @@ def session_partial(
     stale_after: StaleAfterDep,
 ) -> HTMLResponse:
     """Render one session's details alone, for click-to-expand rows."""
-    detail = get_session_detail(index, session_id, now, stale_after)
+    detail = get_session_detail(index, snapshot, session_id, now, stale_after)
     return render(request, "_session_detail.html", detail=detail)
