@@ -370,16 +370,8 @@ def _order(head: SessionHead) -> tuple[float, str]:
 
 
 def list_candidates_for(directory: Path, names: set[str]) -> dict[str, FileStamp | None]:
-    """Stat only the named files (watch events), reusing the listing's rules."""
-    listing = list_candidates(directory) if len(names) > 256 else None
-    result: dict[str, FileStamp | None] = {}
-    for name in names:
-        if listing is not None:
-            seen = listing.get(name)
-            result[name] = seen if isinstance(seen, FileStamp) else None
-            continue
-        result[name] = _stamp_of(directory / name)
-    return result
+    """Stat only the named files (watch events): a few lstat calls, never a listing."""
+    return {name: _stamp_of(directory / name) for name in names}
 
 
 def _stamp_of(path: str | os.PathLike[str]) -> FileStamp | None:
