@@ -245,3 +245,14 @@ def test_duplicate_ids_resolve_to_the_newest_file_through_every_change(tmp_path:
     old.unlink()
     index.refresh_names([old.name])
     assert "s1" not in index.snapshot().by_id
+
+
+def test_watch_and_listing_agree_on_hidden_files(tmp_path: Path) -> None:
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    hidden = tmp_path / ".backup_of_s1.json"
+    hidden.write_text(json.dumps(make_record(1).to_dict()))
+    index.refresh_names([hidden.name])  # what a watcher reports
+    assert index.snapshot().sessions == ()
+    index.reconcile()
+    assert index.snapshot().sessions == ()

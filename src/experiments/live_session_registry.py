@@ -51,6 +51,7 @@ __all__ = [
     "StoredRecord",
     "check_tree",
     "get_session_summary",
+    "is_record_name",
     "list_candidate_names",
     "list_candidates",
     "list_session_records",
@@ -270,14 +271,16 @@ def list_candidate_names(directory: Path) -> dict[str, SkippedFile | None]:
     return found
 
 
+def is_record_name(name: str) -> bool:
+    """Which directory entries may be records: ``*.json``, not hidden (temp files,
+    editor backups). The listing and the file watch both decide by this."""
+    return name.endswith(RECORD_SUFFIX) and not name.startswith(".") and "/" not in name
+
+
 def _record_entries(directory: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(directory) as entries:
-            return [
-                entry
-                for entry in entries
-                if entry.name.endswith(RECORD_SUFFIX) and not entry.name.startswith(".")
-            ]
+            return [entry for entry in entries if is_record_name(entry.name)]
     except FileNotFoundError:
         return []
     except OSError as exc:

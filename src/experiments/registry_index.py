@@ -26,6 +26,7 @@ from src.experiments.live_session_registry import (
     InvalidRecord,
     LiveSessionRecord,
     SkippedFile,
+    is_record_name,
     list_candidate_names,
     list_candidates,
     read_record_file,
@@ -229,7 +230,7 @@ class RegistryIndex:
 
     def refresh_names(self, names: Iterable[str]) -> list[SessionChange]:
         """Re-check the files a watcher reported, without listing the directory."""
-        wanted = {name for name in names if name.endswith(".json") and "/" not in name}
+        wanted = {name for name in names if is_record_name(name)}
         if not wanted:
             return []
         listing = {
