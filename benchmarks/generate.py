@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from src.experiments.demo_sessions import iter_demo_records
-from src.experiments.live_session_registry import RECORD_SUFFIX, record_filename
+from src.experiments.registry_files import RECORD_SUFFIX, record_filename
 
 SEED = 82
 # A fixed clock, so the same count always gives byte-identical files.

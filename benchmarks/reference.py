@@ -8,16 +8,55 @@ same sessions and numbers.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from src.experiments.live_session_registry import StoredRecord, scan_registry, utc_instant
-from src.webui.session_query import SESSION_STATUSES, normalize_status
+from src.experiments.live_session_record import (
+    InvalidRecord,
+    LiveSessionRecord,
+    metric_number,
+    utc_instant,
+)
+from src.experiments.registry_files import FileStamp, SkippedFile, list_registry, read_record
+from src.webui.session_query import normalize_status
+from src.webui.vocabulary import SESSION_STATUSES
 
 STALE_AFTER = timedelta(minutes=15)
 MAX_CHART_POINTS = 400
 DRAWDOWN_BARS = 40
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record together with the registry file it came from."""
+
+    name: str
+    stamp: FileStamp
+    record: LiveSessionRecord
+
+
+@dataclass
+class RegistryScan:
+    records: list[StoredRecord] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def scan_registry(directory: Path) -> RegistryScan:
+    """Read every file, the plain way: list, then read and parse each one."""
+    result = RegistryScan()
+    for name, listed in sorted(list_registry(directory).items()):
+        if isinstance(listed, SkippedFile):
+            result.skipped.append(listed)
+            continue
+        try:
+            record, stamp = read_record(directory / name)
+        except InvalidRecord as exc:
+            result.skipped.append(SkippedFile(name, str(exc)))
+        else:
+            result.records.append(StoredRecord(name, stamp, record))
+    return result
 
 
 def scan(directory: Path) -> list[StoredRecord]:
@@ -35,8 +74,9 @@ def _activity(stored: StoredRecord) -> tuple[float, str]:
 
 
 def _number(metrics: dict[str, Any], key: str) -> float | None:
-    value = metrics.get(key)
-    return float(value) if isinstance(value, (int, float)) else None
+    if key == "realized_pnl" and metrics.get(key) is None:
+        return metric_number(metrics.get("pnl"))
+    return metric_number(metrics.get(key))
 
 
 def _summary(stored: StoredRecord) -> dict[str, Any]:
@@ -69,13 +109,9 @@ def filtered(
 
 def _is_stale(stored: StoredRecord, now: datetime) -> bool:
     record = stored.record
-    if _status(stored) != "started":
-        return False
-    if record.updated_at is not None:
-        last_seen = utc_instant(record.updated_at)
-    else:
-        last_seen = datetime.fromtimestamp(stored.stamp.mtime_ns / 1e9, tz=timezone.utc)
-    return now - last_seen > STALE_AFTER
+    if _status(stored) != "started" or record.updated_at is None:
+        return False  # without heartbeats liveness is unknown, never stale
+    return now - utc_instant(record.updated_at) > STALE_AFTER
 
 
 def stats(records: list[StoredRecord], now: datetime) -> dict[str, Any]:
@@ -85,6 +121,9 @@ def stats(records: list[StoredRecord], now: datetime) -> dict[str, Any]:
     drawdowns = [d for s in records if (d := _number(s.record.metrics, "max_drawdown")) is not None]
     ended = by_status["completed"] + by_status["failed"] + by_status["aborted"]
     return {
+        "total_sessions": len(records),
+        "total_pnl": round(sum(pnls), 8),
+        "avg_drawdown": sum(drawdowns) / len(drawdowns) if drawdowns else 0.0,
         "sessions": len(records),
         "by_status": dict(by_status),
         "by_mode": dict(Counter(s.record.mode or "unbekannt" for s in records).most_common()),

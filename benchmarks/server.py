@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx2
 
-from src.experiments.live_session_registry import REGISTRY_DIR_ENV
+from src.experiments.registry_files import REGISTRY_DIR_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -13,17 +13,18 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from src.experiments.live_session_registry import (
-    LiveSessionRecord,
-    get_session_summary,
-    list_session_records,
-    resolve_registry_dir,
-    utc_instant,
-)
+from pydantic import ValidationError
 
-STATUSES = ("started", "completed", "failed", "aborted")
+from src.experiments.live_session_record import utc_instant
+from src.experiments.registry_files import resolve_registry_dir
+from src.webui.vocabulary import STATUS_ORDER
+
+if TYPE_CHECKING:
+    from src.webui.live_track import SessionRow
+    from src.webui.settings import Settings
+
 DEFAULT_LIST_LIMIT = 20
 DEFAULT_DEMO_COUNT = 40
 
@@ -61,8 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
     listing = session_commands.add_parser(
         "list", parents=[registry], help="show sessions as a table, newest first"
     )
-    listing.add_argument("--mode", help="only this mode (shadow, testnet, paper, live, ...)")
-    listing.add_argument("--status", choices=STATUSES, help="only this status")
+    _add_filters(listing)
     listing.add_argument(
         "--limit",
         type=_positive_int,
@@ -80,6 +80,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "summary", parents=[registry], help="counts, total PnL and drawdown over all sessions"
     )
     summary.set_defaults(handler=_summarize_sessions)
+
+    report = commands.add_parser(
+        "report", parents=[registry], help="write a Markdown or HTML report of the sessions"
+    )
+    report.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    report.add_argument("--output", metavar="FILE", type=Path, help="write here (default: stdout)")
+    _add_filters(report)
+    report.add_argument("--symbol", help="only this symbol, e.g. BTC/USDT")
+    report.add_argument("--since", metavar="ISO", help="started at or after, e.g. 2026-11-18")
+    report.add_argument("--until", metavar="ISO", help="started at or before")
+    report.add_argument("--range", choices=("today", "7d", "30d"), help="quick time range")
+    report.set_defaults(handler=_write_report)
 
     demo = commands.add_parser(
         "demo", parents=[registry], help="write realistic demo sessions into the registry"
@@ -100,6 +112,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mode", action="append", default=[], help="only this mode (repeatable), e.g. live"
+    )
+    parser.add_argument(
+        "--status", action="append", default=[], choices=STATUS_ORDER, help="only this status"
+    )
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -111,92 +132,173 @@ def _positive_int(text: str) -> int:
 
 
 # --- sessions ----------------------------------------------------------------
+# The same read model as the dashboard: same order, same status words, same settings.
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from src.webui.settings import Settings
+
+    return Settings() if args.registry is None else Settings(registry_dir=args.registry)
+
+
+def _select(args: argparse.Namespace) -> tuple[Settings, list[SessionRow], int]:
+    """The matching sessions, newest activity first, and how many match in all."""
+    from src.webui.live_track import SessionRules, session_row, shared_index, utcnow
+    from src.webui.session_query import SessionQuery, sort_sessions
+
+    settings = _settings(args)
+    query = SessionQuery(mode=tuple(args.mode), status=tuple(args.status))
+    snapshot = shared_index(settings.registry_dir).snapshot()
+    now, rules = utcnow(), SessionRules.from_settings(settings)
+    heads = sort_sessions(snapshot, query, now)
+    limit = getattr(args, "limit", None) or len(heads)
+    return settings, [session_row(h, snapshot, now, rules) for h in heads[:limit]], len(heads)
 
 
 def _list_sessions(args: argparse.Namespace) -> int:
-    directory = resolve_registry_dir(args.registry)
-    records = [
-        record
-        for record in list_session_records(directory, status=args.status)
-        if args.mode is None or record.mode == args.mode
-    ]
-    if not records:
-        wanted = [f"{key}={value}" for key in ("mode", "status") if (value := getattr(args, key))]
-        matching = f" matching {', '.join(wanted)}" if wanted else ""
-        print(f"No live sessions{matching} found in {directory}.")
+    settings, rows, matching = _select(args)
+    if not rows:
+        wanted = [
+            f"{key}={','.join(value)}"
+            for key in ("mode", "status")
+            if (value := getattr(args, key))
+        ]
+        suffix = f" matching {', '.join(wanted)}" if wanted else ""
+        print(f"No live sessions{suffix} found in {settings.registry_dir}.")
         return 0
-    shown = records[: args.limit]
-    print(_format_table(shown))
-    if len(shown) < len(records):
-        print(f"\nShowing {len(shown)} of {len(records)} sessions; use --limit to see more.")
+    print(_format_table(rows))
+    if any(row.is_live_warning for row in rows):
+        print(f"\n{REAL_MONEY_MARK} real money ({', '.join(settings.real_money_modes)})")
+    if len(rows) < matching:
+        print(f"\nShowing {len(rows)} of {matching} sessions; use --limit to see more.")
     return 0
 
 
+REAL_MONEY_MARK = "*"
 _COLUMNS = ("SESSION", "MODE", "STATUS", "STARTED (UTC)", "ENDED (UTC)", "PNL", "MAX DD", "ORDERS")
 _RIGHT_ALIGNED = frozenset({"PNL", "MAX DD", "ORDERS"})
 
 
-def _format_table(records: Sequence[LiveSessionRecord]) -> str:
-    rows = [_COLUMNS, *(_table_row(record) for record in records)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = []
-    for row in rows:
+def _format_table(rows: Sequence[SessionRow]) -> str:
+    lines = [_COLUMNS, *(_table_row(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    out = []
+    for line in lines:
         cells = [
             cell.rjust(width) if name in _RIGHT_ALIGNED else cell.ljust(width)
-            for name, cell, width in zip(_COLUMNS, row, widths, strict=True)
+            for name, cell, width in zip(_COLUMNS, line, widths, strict=True)
         ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
 
 
-def _table_row(record: LiveSessionRecord) -> tuple[str, ...]:
-    if record.finished_at is not None:
-        ended = _utc_text(record.finished_at)
+def _table_row(row: SessionRow) -> tuple[str, ...]:
+    if row.ended_at is not None:
+        ended = _utc_text(row.ended_at)
     else:
-        ended = "running" if record.status == "started" else "-"
-    metrics = record.metrics
-    orders = metrics.get("num_orders", metrics.get("num_trades"))
+        ended = "stale" if row.stale else ("running" if row.status == "started" else "-")
+    mode = _printable(row.mode) or "-"
     return (
-        _printable(record.session_id),
-        _printable(record.mode) or "-",
-        _printable(record.status) or "-",
-        _utc_text(record.started_at),
+        _printable(row.session_id),
+        f"{mode}{REAL_MONEY_MARK}" if row.is_live_warning else mode,
+        row.status,
+        _utc_text(row.started_at),
         ended,
-        _money(metrics.get("realized_pnl")),
-        _percent(metrics.get("max_drawdown")),
-        f"{orders:.0f}" if _is_number(orders) else "-",
+        _money(row.realized_pnl, row.currency),
+        _percent(row.max_drawdown),
+        "-" if row.num_orders is None else str(row.num_orders),
     )
 
 
 def _show_session(args: argparse.Namespace) -> int:
-    directory = resolve_registry_dir(args.registry)
-    for record in list_session_records(directory):
-        if record.session_id == args.session_id:
-            print(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
-            return 0
-    print(f"No live session with id {args.session_id!r} in {directory}.", file=sys.stderr)
-    return 1
+    from src.webui.live_track import get_session_by_id
+
+    settings = _settings(args)
+    detail = get_session_by_id(args.session_id, settings.registry_dir)
+    if detail is None:
+        print(f"No live session with id {args.session_id!r} in {settings.registry_dir}.",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(json.dumps(detail.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
 
 
 def _summarize_sessions(args: argparse.Namespace) -> int:
-    directory = resolve_registry_dir(args.registry)
-    summary: dict[str, Any] = get_session_summary(directory)
-    if not summary["num_sessions"]:
-        print(f"No live sessions found in {directory}.")
+    from src.webui.live_track import SessionRules, pnl_totals, shared_index, utcnow
+    from src.webui.session_query import SessionQuery
+    from src.webui.session_stats import session_stats
+
+    settings = _settings(args)
+    snapshot = shared_index(settings.registry_dir).snapshot()
+    rules = SessionRules.from_settings(settings)
+    stats = session_stats(snapshot, SessionQuery(), utcnow(), rules.stale_after)
+    if not stats.sessions:
+        print(f"No live sessions found in {settings.registry_dir}.")
         return 0
-    by_status = sorted(summary["by_status"].items(), key=lambda item: (-item[1], item[0]))
+    by_status = ", ".join(f"{s} {n}" for s, n in stats.by_status.items() if n)
     lines = [
-        ("Registry", str(directory)),
-        ("Sessions", str(summary["num_sessions"])),
-        ("By status", ", ".join(f"{status or '-'} {n}" for status, n in by_status)),
-        ("Total realized PnL", _money(summary["total_realized_pnl"])),
-        ("Avg max drawdown", _percent(summary["avg_max_drawdown"])),
-        ("First started (UTC)", _utc_text(summary["first_started_at"])),
-        ("Last started (UTC)", _utc_text(summary["last_started_at"])),
+        ("Registry", str(settings.registry_dir)),
+        ("Sessions", str(stats.sessions)),
+        ("By status", by_status),
+        ("By mode", ", ".join(f"{mode} {n}" for mode, n in stats.by_mode.items())),
+        ("Running", f"{stats.running} ({stats.stale} stale)"),
+    ]
+    lines += [
+        (
+            f"Realized PnL {total.money}",
+            f"{_money(total.realized_pnl, total.currency)} ({total.sessions} sessions)",
+        )  # fmt: skip
+        for total in pnl_totals(snapshot.sessions, rules)
+    ]
+    starts = sorted((head.started_at for head in snapshot.sessions), key=utc_instant)
+    lines += [
+        ("Avg max drawdown", _percent(stats.avg_drawdown)),
+        ("First started (UTC)", _utc_text(starts[0])),
+        ("Last started (UTC)", _utc_text(starts[-1])),
     ]
     width = max(len(label) for label, _ in lines) + 1
     for label, value in lines:
         print(f"{label + ':':<{width}} {value}")
+    return 0
+
+
+def _write_report(args: argparse.Namespace) -> int:
+    from src.experiments.live_session_reports import render_sessions_html, render_sessions_markdown
+    from src.experiments.registry_files import read_record
+    from src.webui.live_track import SessionRules, pnl_totals, shared_index, utcnow
+    from src.webui.session_query import SessionQuery, sort_sessions
+
+    filters = {key: getattr(args, key) for key in ("symbol", "since", "until", "range")}
+    try:
+        query = SessionQuery(
+            mode=tuple(args.mode),
+            status=tuple(args.status),
+            **{key: value for key, value in filters.items() if value is not None},
+        )
+    except ValidationError as exc:
+        print(f"Invalid filter: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    index = shared_index(settings.registry_dir)
+    heads = sort_sessions(index.snapshot(), query, utcnow())
+    records = []
+    for head in heads:
+        try:
+            records.append(read_record(index.directory / head.file_name)[0])
+        except ValueError:
+            continue  # changed into a non-record since the listing: skipped like any bad file
+    totals = pnl_totals(heads, SessionRules.from_settings(settings))
+    render = render_sessions_html if args.format == "html" else render_sessions_markdown
+    text = render(records, totals=totals)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"Cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Wrote a report of {len(records)} sessions to {args.output}.")
     return 0
 
 
@@ -205,23 +307,15 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else "?" for char in text)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _money(value: float | None, currency: str = "") -> str:
+    return "-" if value is None else f"{value:+,.2f} {currency}".rstrip()
 
 
-def _money(value: object) -> str:
-    return f"{value:+,.2f}" if _is_number(value) else "-"
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction:.1%}"
 
 
-def _percent(fraction: object) -> str:
-    return f"{fraction:.1%}" if _is_number(fraction) else "-"
-
-
-def _utc_text(moment: datetime | str | None) -> str:
-    if moment is None:
-        return "-"
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
+def _utc_text(moment: datetime) -> str:
     return utc_instant(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -242,8 +336,6 @@ def _write_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from src.webui.settings import Settings
 
     # Only what was given: everything else still comes from LIVE_TRACK_* variables.

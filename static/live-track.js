@@ -6,7 +6,10 @@
 
   var EVENTS_URL = "/api/live_sessions/events";
   var RECONNECT_MS = 3000;
-  var STATUS_LABELS = { completed: "Completed", failed: "Failed", aborted: "Aborted", started: "Running" };
+  // The server's vocabulary (src/webui/vocabulary.py): labels and real-money modes.
+  var VOCABULARY = JSON.parse(document.body ? document.body.getAttribute("data-vocabulary") || "{}" : "{}");
+  var STATUSES = VOCABULARY.statuses || {};
+  var REAL_MONEY = VOCABULARY.real_money_modes || [];
   var WIDE_SCREEN = "(min-width: 481px)"; // the phone breakpoint of live-track.css
 
   function $(id) { return document.getElementById(id); }
@@ -120,22 +123,43 @@
     return (value > 0 ? "+" : "") + value.toFixed(2);
   }
 
-  function announce(session) {
-    var urgent = session.status === "failed" || session.mode === "live";
-    var label = STATUS_LABELS[session.status] || session.status;
-    var title = (urgent ? "⚠ " : "") + "Session " + label + " · " + session.mode.toUpperCase();
-    var body = session.session_id + "\nStatus: " + label + " · PnL: " + formatPnl(session.realized_pnl);
+  function isRealMoney(session) {
+    return session.real_money === true || REAL_MONEY.indexOf(session.mode) !== -1;
+  }
+
+  function statusLabel(status) {
+    return STATUSES[status] ? STATUSES[status].label : status;
+  }
+
+  function notify(title, body, session, urgent) {
     showToast(title, body, session);
     if (notificationsAllowed()) {
       new Notification(title, { body: body, tag: session.session_id, requireInteraction: urgent });
     }
   }
 
+  function announce(session) {
+    var urgent = session.status === "failed" || isRealMoney(session);
+    var label = statusLabel(session.status);
+    var title = (urgent ? "⚠ " : "") + "Session " + label + " · " + session.mode.toUpperCase();
+    var pnl = formatPnl(session.realized_pnl) + (session.currency ? " " + session.currency : "");
+    var body = session.session_id + "\nStatus: " + label + " · PnL: " + pnl;
+    notify(title, body, session, urgent);
+  }
+
+  // A real-money session whose heartbeats stopped: the bot may be dead with open orders.
+  function announceStale(session) {
+    if (!isRealMoney(session)) { return; }
+    var title = "⚠ Session " + (VOCABULARY.stale || "stale") + " · " + session.mode.toUpperCase();
+    var body = session.session_id + "\nKein Heartbeat mehr – Bot prüfen.";
+    notify(title, body, { session_id: session.session_id, status: "stale", mode: session.mode, real_money: true }, true);
+  }
+
   function showToast(title, body, session) {
     var box = $("toasts");
     if (!box) { return; }
     var toast = document.createElement("div");
-    toast.className = "toast toast-" + session.status + (session.mode === "live" ? " toast-live" : "");
+    toast.className = "toast toast-" + session.status + (isRealMoney(session) ? " toast-live" : "");
     var strong = document.createElement("strong");
     strong.textContent = title;
     var text = document.createElement("div");
@@ -203,6 +227,7 @@
       source.addEventListener("update", function (event) {
         var data = JSON.parse(event.data);
         (data.ended || []).forEach(announce);
+        (data.stale || []).forEach(announceStale);
         refresh();
       });
       source.onerror = function () {

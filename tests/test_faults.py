@@ -23,9 +23,10 @@ import httpx2
 import pytest
 
 from benchmarks.generate import write_registry
+from benchmarks.reference import scan_registry
 from benchmarks.server import EventStream, ServerProcess, wait_loaded
 from src.experiments.demo_sessions import iter_demo_records
-from src.experiments.live_session_registry import register_live_session_run, scan_registry
+from src.experiments.live_session_registry import register_live_session_run
 
 pytestmark = pytest.mark.slow
 

@@ -19,20 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from src import cli
 from src.experiments import live_session as live_session_module
-from src.experiments import live_session_registry as registry
+from src.experiments import registry_files as registry
 from src.experiments.demo_sessions import generate_demo_records, write_demo_sessions
 from src.experiments.live_session import live_session
+from src.experiments.live_session_record import parse_record
 from src.experiments.live_session_registry import (
     LiveSessionRecord,
     get_session_summary,
     list_session_records,
-    parse_record,
-    record_filename,
     register_live_session_run,
 )
+from src.experiments.registry_files import record_filename
+from src.webui.app import create_app
+from src.webui.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data" / "registry"
@@ -130,7 +133,8 @@ def test_existing_phase_81_file_is_read_unchanged() -> None:
 
     record = LiveSessionRecord.from_dict(raw)
 
-    assert record.to_dict() == raw
+    # Written back, it gains only the strategy_tier key every writer has written since 2025.
+    assert record.to_dict() == {**raw, "strategy_tier": None}
     assert record_filename(record) == SPEC_EXAMPLE
 
 
@@ -266,7 +270,7 @@ def test_summary_for_one_run_type(registry_dir: Path) -> None:
     assert summary["first_started_at"] == "2025-12-09T10:15:00+01:00"
 
 
-def test_absurd_metrics_are_skipped_so_sums_stay_finite(
+def test_absurd_metrics_count_as_no_number_so_sums_stay_finite(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name in ("a", "b"):
@@ -277,11 +281,9 @@ def test_absurd_metrics_are_skipped_so_sums_stay_finite(
     with caplog.at_level(logging.WARNING):
         summary = get_session_summary(tmp_path)
 
-    assert summary["num_sessions"] == 1
+    assert summary["num_sessions"] == 3  # no session is dropped for a metric value
     assert summary["total_realized_pnl"] == 1e15
-    assert (
-        sum("metrics.realized_pnl is out of range" in r.getMessage() for r in caplog.records) == 2
-    )
+    assert caplog.records == []
 
 
 def test_concurrent_reader_never_sees_a_partial_record(tmp_path: Path) -> None:
@@ -356,17 +358,10 @@ BAD_CONTENTS = [
     pytest.param(json.dumps([GOOD]).encode(), id="list-not-object"),
     pytest.param(_without("started_at"), id="missing-started_at"),
     pytest.param(_without("session_id"), id="missing-session_id"),
-    pytest.param(_with(metrics={"realized_pnl": "abc"}), id="pnl-is-a-string"),
-    pytest.param(_with(metrics=None), id="metrics-null"),
     pytest.param(_with(started_at=1733626363), id="started_at-number"),
     pytest.param(_with(started_at="last tuesday"), id="started_at-not-iso"),
     pytest.param(_with(started_at="0001-01-01T00:00:00+01:00"), id="started_at-before-year-1-utc"),
-    pytest.param(_with(metrics={"num_orders": 2.5}), id="fractional-order-count"),
     pytest.param(_with(cli_args="--mode shadow"), id="cli_args-string"),
-    pytest.param(_metric_literal("NaN"), id="nan"),
-    pytest.param(_metric_literal("-Infinity"), id="infinity"),
-    pytest.param(_metric_literal("1e999"), id="1e999"),
-    pytest.param(_metric_literal("1" + "0" * 400), id="integer-beyond-float"),
     pytest.param(b"[" * 100_000, id="deeply-nested"),
     pytest.param(b"", id="empty"),
 ]
@@ -718,7 +713,7 @@ def test_cli_list_reads_the_registry_from_the_environment(
 
     assert result.returncode == 0, result.stderr
     assert table_ids(result.stdout) == NEWEST_FIRST
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line}
     assert rows[SHADOW_ID].split() == [
         SHADOW_ID,
         "shadow",
@@ -728,17 +723,21 @@ def test_cli_list_reads_the_registry_from_the_environment(
         "2025-12-08",
         "03:52:43",
         "+150.00",
+        "USDT",  # every amount says its currency
         "5.0%",
         "10",
     ]
     assert rows[TESTNET_ID].split()[3:5] == ["2025-12-09", "09:15:00"]  # shown in UTC
-    assert "running" in rows[PAPER_ID].split()
+    # The paper session's writer sends heartbeats, and the last is long past.
+    assert "stale" in rows[PAPER_ID].split()
+    assert rows[LIVE_ID].split()[1] == "live*"
+    assert "* real money (live, bounded_pilot)" in result.stdout
     # Aligned: each row's mode and status start under their headers.
     header = result.stdout.splitlines()[0]
     for row, mode, status in [
         (rows[PAPER_ID], "paper", "started"),
         (rows[TESTNET_ID], "testnet", "failed"),
-        (rows[LIVE_ID], "live", "aborted"),
+        (rows[LIVE_ID], "live*", "aborted"),
     ]:
         assert row.index(f" {mode} ") + 1 == header.index("MODE")
         assert row.index(f" {status} ") + 1 == header.index("STATUS")
@@ -813,7 +812,12 @@ def test_cli_show_prints_the_whole_record(entry: list[str], registry_dir: Path) 
     result = run_cli(entry, "sessions", "show", SHADOW_ID, "--registry", str(registry_dir))
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == GOOD
+    # The same read model as the API: the detail JSON, config and metrics as written.
+    shown = json.loads(result.stdout)
+    with TestClient(create_app(Settings(registry_dir=registry_dir, watch=False))) as client:
+        assert shown == client.get(f"/api/live_sessions/{SHADOW_ID}").json()
+    assert shown["config"] == GOOD["config"] and shown["metrics"] == GOOD["metrics"]
+    assert shown["cli_args"] == GOOD["cli_args"]
     assert result.stdout.startswith('{\n  "session_id": "smoke_test_20251208_01",\n')
 
 
@@ -830,13 +834,17 @@ def test_cli_summary(entry: list[str], registry_dir: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"Registry:            {registry_dir}",
-        "Sessions:            4",
-        "By status:           aborted 1, completed 1, failed 1, started 1",
-        "Total realized PnL:  +116.55",
-        "Avg max drawdown:    7.3%",
-        "First started (UTC): 2025-12-07 18:30:00",
-        "Last started (UTC):  2025-12-09 12:00:00",
+        f"Registry:               {registry_dir}",
+        "Sessions:               4",
+        "By status:              started 1, completed 1, failed 1, aborted 1",
+        "By mode:                paper 1, testnet 1, shadow 1, live 1",
+        "Running:                1 (1 stale)",
+        # Real money first, never added to simulated money or another currency.
+        "Realized PnL Echtgeld:  -3.20 EUR (1 sessions)",
+        "Realized PnL Simuliert: +119.75 USDT (3 sessions)",
+        "Avg max drawdown:       7.3%",
+        "First started (UTC):    2025-12-07 18:30:00",
+        "Last started (UTC):     2025-12-09 12:00:00",
     ]
 
 

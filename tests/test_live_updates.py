@@ -176,7 +176,14 @@ def test_event_stream_announces_a_new_session_within_a_second(
         update = stream.next("update", timeout=3)
         assert time.monotonic() - started < 1.0
         assert update["ended"] == [
-            {"session_id": "bot-new", "mode": "paper", "status": "completed", "realized_pnl": -42.5}
+            {
+                "session_id": "bot-new",
+                "mode": "paper",
+                "status": "completed",
+                "realized_pnl": -42.5,
+                "currency": "USDT",
+                "real_money": False,
+            }
         ]
         assert "bot-new" in api_ids(server.url)
     finally:
@@ -295,3 +302,28 @@ def test_no_temporary_files_left_by_writes(registry: Path) -> None:
     for n in range(20):
         register_live_session_run(session(f"bot-{n}"), registry)
     assert all(name.endswith(".json") for name in os.listdir(registry))
+
+
+def test_a_session_turns_stale_on_an_open_page_without_any_registry_change(
+    serve: Callable[..., RunningServer], registry: Path
+) -> None:
+    beat = datetime.now(timezone.utc).replace(tzinfo=None)
+    register_live_session_run(session("bot-beating", updated_at=beat), registry)
+    register_live_session_run(session("bot-paper", mode="paper", updated_at=beat), registry)
+    server = serve(stale_after_seconds=2)
+    stream = EventStream(server.url)
+    try:
+        stream.next("hello", timeout=5)
+        before = {p.name: p.stat().st_mtime_ns for p in registry.iterdir()}
+        update = stream.next("update", timeout=20)  # the server's own clock, nothing else
+        assert {p.name: p.stat().st_mtime_ns for p in registry.iterdir()} == before
+    finally:
+        stream.close()
+    # Both are announced; the page notifies about the real-money one (see live-track.js).
+    notices = sorted((n["session_id"], n["real_money"]) for n in update["stale"])
+    assert notices == [("bot-beating", True), ("bot-paper", False)]
+    rows = {
+        s["session_id"]: s for s in httpx2.get(server.url + "/api/live_track").json()["sessions"]
+    }
+    assert rows["bot-beating"]["stale"] is True and rows["bot-paper"]["stale"] is True
+    assert rows["bot-running"]["stale"] is False  # no heartbeats: liveness unknown

@@ -15,15 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.reference import scan_registry
 from src.experiments import parallel_load
-from src.experiments.live_session_registry import (
-    LiveSessionRecord,
-    register_live_session_run,
-    scan_registry,
-    utc_instant,
-)
-from src.experiments.registry_index import RegistryIndex, SessionHead, read_heads
-from src.webui.live_track import export_sessions, live_track_view
+from src.experiments.live_session_record import utc_instant
+from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.registry_index import RegistryIndex
+from src.experiments.session_head import SessionHead, read_heads
+from src.webui.live_track import SessionRules, export_sessions, live_track_view
 from src.webui.session_query import SessionQuery
 
 BASE = datetime(2026, 1, 1)
@@ -131,7 +129,7 @@ def test_views_equal_a_full_scan_reference(tmp_path: Path) -> None:
         SessionQuery(limit=100, status=("failed",), symbol="ETH/USDT"),
         SessionQuery(limit=100, sort="pnl", order="asc"),
     ):
-        exported = export_sessions(snapshot, query, NOW)
+        exported = export_sessions(snapshot, query, NOW, SessionRules())
         expected = [
             r
             for r in records
@@ -140,7 +138,7 @@ def test_views_equal_a_full_scan_reference(tmp_path: Path) -> None:
             and (not query.symbol or r.symbol == query.symbol)
         ]
         assert {e.session_id for e in exported} == {r.session_id for r in expected}
-        view = live_track_view(snapshot, query, NOW)
+        view = live_track_view(snapshot, query, NOW, SessionRules())
         assert view.stats.sessions == len(expected)
         pnl = sum(r.metrics["realized_pnl"] for r in expected)
         assert view.stats.total_realized_pnl == pytest.approx(pnl)
@@ -239,9 +237,12 @@ def test_duplicate_ids_resolve_to_the_newest_file_through_every_change(tmp_path:
     )
     index.refresh_names([old.name, new.name])
     assert index.snapshot().by_id["s1"].file_name == new.name
+    # Not silently resolved: the conflict and both files are in the snapshot.
+    assert index.snapshot().conflicts == {"s1": tuple(sorted([old.name, new.name]))}
     new.unlink()
     index.refresh_names([new.name])
     assert index.snapshot().by_id["s1"].file_name == old.name
+    assert index.snapshot().conflicts == {}
     old.unlink()
     index.refresh_names([old.name])
     assert "s1" not in index.snapshot().by_id

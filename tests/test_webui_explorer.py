@@ -207,7 +207,8 @@ def test_csv_export_has_all_filtered_rows_with_duration(client: TestClient) -> N
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [r["session_id"] for r in rows] == ["s-live-fail", "s-live-ok"]
-    assert rows[0]["duration_seconds"] == str(3 * 3600.0)
+    assert rows[0]["duration_seconds"] == str(3 * 3600)
+    assert rows[0]["currency"] == "USDT"
     assert rows[0]["started_at"] == (NOW - timedelta(days=1, hours=3)).isoformat()
     assert rows[0]["ended_at"] == (NOW - timedelta(days=1)).isoformat()
     assert rows[0]["notes"] == "ExchangeError: order rejected"
@@ -226,6 +227,10 @@ def test_json_export_matches_csv(client: TestClient) -> None:
 def test_stats_over_the_filtered_set(client: TestClient) -> None:
     stats = client.get("/api/live_sessions/stats").json()
     assert stats == {
+        # The original dashboard's keys, for its scripts (all currencies together).
+        "total_sessions": 5,
+        "total_pnl": 70.5,
+        "avg_drawdown": pytest.approx((0.21 + 0.04 + 0.01) / 3),
         "sessions": 5,
         "by_status": {"started": 1, "completed": 2, "failed": 1, "aborted": 1},
         "by_mode": {"live": 2, "shadow": 1, "paper": 1, "testnet": 1},
@@ -346,7 +351,8 @@ def test_silent_running_session_is_stale(registry: Path) -> None:
         assert "stale" in client.get("/session/s-dead-bot").text
 
 
-def test_stale_falls_back_to_file_mtime(registry: Path) -> None:
+def test_running_session_without_heartbeat_is_never_stale(registry: Path) -> None:
+    """The original writers write `started` once and nothing until the end."""
     path = register_live_session_run(
         record("s-old-writer", status="started", finished_at=None, updated_at=None), registry
     )
@@ -355,7 +361,9 @@ def test_stale_falls_back_to_file_mtime(registry: Path) -> None:
     settings = Settings(registry_dir=registry, watch=False, stale_after_seconds=600)
     with TestClient(create_app(settings)) as client:
         rows = {row["session_id"]: row for row in client.get("/api/live_track").json()["sessions"]}
-        assert rows["s-old-writer"]["stale"] is True
+        assert rows["s-old-writer"]["stale"] is False
+        assert rows["s-old-writer"]["heartbeat_at"] is None
+        assert "ohne Heartbeat" in client.get("/").text
 
 
 def test_chart_ends_at_the_stats_total_with_running_sessions(registry: Path) -> None:

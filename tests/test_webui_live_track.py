@@ -44,7 +44,9 @@ SPEC_FIELDS = [
     "report_path",
     "notes",
 ]
-# The example response of spec section 4, verbatim.
+# Phase 85 adds two fields after the spec's eleven (docs/REGISTRY_FORMAT.md).
+SUMMARY_FIELDS = [*SPEC_FIELDS, "duration_seconds", "is_live_warning"]
+# The example response of spec section 4, verbatim, plus Phase 85's two fields.
 SPEC_EXAMPLE = {
     "session_id": "session_20251208_shadow_abc123",
     "started_at": "2024-12-08T12:00:00",
@@ -57,6 +59,8 @@ SPEC_EXAMPLE = {
     "num_orders": 10,
     "report_path": None,
     "notes": None,
+    "duration_seconds": 3600,
+    "is_live_warning": False,
 }
 BADGES = {"completed": "OK", "failed": "FAIL", "aborted": "ABORT", "started": "RUN"}
 EMPTY_CELL = "–"
@@ -232,6 +236,8 @@ def test_summary_full_holds_every_value() -> None:
         "num_orders": 4,
         "report_path": "reports/live/session.html",
         "notes": "ExchangeError: insufficient margin",
+        "duration_seconds": 3600,
+        "is_live_warning": False,
     }
     assert LiveSessionSummary(**values).model_dump() == values
 
@@ -263,6 +269,8 @@ def test_summary_json_serialization_uses_iso_timestamps_and_keeps_nulls() -> Non
         "num_orders": None,
         "report_path": None,
         "notes": None,
+        "duration_seconds": None,
+        "is_live_warning": False,
     }
     aware = summary.model_copy(update={"started_at": datetime(2025, 12, 9, 10, 15, tzinfo=offset)})
     assert json.loads(aware.model_dump_json())["started_at"] == "2025-12-09T10:15:00+01:00"
@@ -282,7 +290,14 @@ def test_summary_rejects_other_statuses(status: str) -> None:
 
 
 def test_summary_has_exactly_the_spec_fields() -> None:
-    assert list(LiveSessionSummary.model_fields) == SPEC_FIELDS
+    assert list(LiveSessionSummary.model_fields) == SUMMARY_FIELDS
+
+
+def test_summary_needs_only_id_start_mode_and_status() -> None:
+    summary = LiveSessionSummary(session_id="s", started_at=T0, mode="paper", status="started")
+    assert summary.environment == ""
+    assert summary.ended_at is summary.realized_pnl is summary.notes is None
+    assert summary.is_live_warning is False
 
 
 # --- Service: get_recent_live_sessions --------------------------------------
@@ -328,6 +343,8 @@ def test_service_loads_sessions(registry: Path) -> None:
             "num_orders": 4,
             "report_path": None,
             "notes": "ExchangeError: insufficient margin",
+            "duration_seconds": 26 * 60,
+            "is_live_warning": False,
         },
         {
             **SPEC_EXAMPLE,
@@ -553,6 +570,8 @@ def test_api_live_sessions_returns_the_whole_shape(registry: Path) -> None:
             "num_orders": None,
             "report_path": None,
             "notes": None,
+            "duration_seconds": None,
+            "is_live_warning": False,
         },
         {**SPEC_EXAMPLE, "report_path": "reports/live/spec.html"},
     ]
@@ -637,7 +656,7 @@ def test_openapi_lists_live_sessions_with_bounded_limit(registry: Path) -> None:
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
     assert limit["schema"]["default"] == 10
     assert list(schema["components"]["schemas"]["LiveSessionSummary"]["properties"]) == (
-        SPEC_FIELDS
+        SUMMARY_FIELDS
     )
 
 
@@ -793,7 +812,8 @@ def test_snapshot_tile_falls_back_to_a_running_session(registry: Path) -> None:
     text = visible_text(tile)
     assert 'title="only_running"' in tile
     assert "Running" in text
-    assert "2024-12-08 12:00:00 → laufend" in text
+    # Its writer sends no heartbeat: how long it runs, and that liveness is unknown.
+    assert re.search(r"2024-12-08 12:00:00 → läuft seit \d+ d \d+ h · ohne Heartbeat", text)
 
 
 # --- Sessions table -----------------------------------------------------------
@@ -847,11 +867,12 @@ def test_table_status_badges(registry: Path, status: str, badge: str) -> None:
     assert re.search(rf'class="[^"]*\bstatus-{status}\b[^"]*">{badge}<', row.html)
 
 
-def test_table_running_session_ends_laufend(registry: Path) -> None:
+def test_table_running_session_without_heartbeat_says_so(registry: Path) -> None:
     write_running(registry, "running", T0)
     row = row_of(dashboard(registry), "running")
     assert row.cell("Started") == "2024-12-08 12:00:00"
-    assert row.cell("Ended") == "laufend"
+    assert re.fullmatch(r"läuft seit \d+ d \d+ h · ohne Heartbeat", row.cell("Ended"))
+    assert "stale" not in row.cell("Status")
 
 
 def test_table_shows_offset_timestamps_in_utc(registry: Path) -> None:

@@ -7,7 +7,9 @@ directory) is logged, and the bot's own outcome and exception stay untouched.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
 import time
 import uuid
@@ -15,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,18 @@ class LiveSessionHandle:
         self.path: Path | None = None
 
     def set_metrics(self, **metrics: Any) -> None:
-        """Merge metrics; write a heartbeat when the last write is old enough."""
-        self.record.metrics.update(metrics)
+        """Merge metrics; write a heartbeat when the last write is old enough.
+
+        Values come from exchange APIs and numeric libraries: ``Decimal``, numpy
+        scalars and numbers sent as text are stored as plain numbers; a value
+        JSON cannot hold is dropped with a warning, so it never breaks a write.
+        """
+        for key, value in metrics.items():
+            try:
+                self.record.metrics[key] = metric_value(value)
+            except TypeError as exc:
+                logger.warning("Dropping metric %r of session %s: %s",
+                               key, self.record.session_id, exc)  # fmt: skip
         if time.monotonic() - self._last_write >= self._heartbeat_seconds:
             self.heartbeat()
 
@@ -71,6 +84,36 @@ class LiveSessionHandle:
                 "Could not write live-session record %s; the session continues",
                 self.record.session_id,
             )
+
+
+_MAX_METRIC_DEPTH = 8
+
+
+def metric_value(value: Any, depth: int = 0) -> Any:
+    """A metric as JSON can hold it and every reader reads it; TypeError if impossible."""
+    if value is None or isinstance(value, (int, float)):  # bool is an int
+        return value
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else math.nan
+    if isinstance(value, str):
+        return _number_or_text(value)
+    item = getattr(value, "item", None)
+    if callable(item) and hasattr(value, "dtype"):  # a numpy scalar
+        return metric_value(item(), depth)
+    if depth < _MAX_METRIC_DEPTH and isinstance(value, Mapping):
+        return {str(key): metric_value(inner, depth + 1) for key, inner in value.items()}
+    if depth < _MAX_METRIC_DEPTH and isinstance(value, (list, tuple)):
+        return [metric_value(inner, depth + 1) for inner in value]
+    raise TypeError(f"cannot store a {type(value).__name__} as a metric")
+
+
+def _number_or_text(text: str) -> float | str:
+    # "12.5" from an exchange API is a number; "green" (a risk status) is text.
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def _describe(exc: BaseException) -> str:
@@ -123,6 +166,10 @@ def live_session(
         yield session
     except KeyboardInterrupt:
         session.finish("aborted", "KeyboardInterrupt: session interrupted by the operator")
+        raise
+    except asyncio.CancelledError:
+        # asyncio.run turns Ctrl+C into a cancellation of the bot's task.
+        session.finish("aborted", "CancelledError: session task cancelled (Ctrl+C or shutdown)")
         raise
     except SystemExit as exc:
         if exc.code in (0, None):  # sys.exit() after a clean run is a normal end

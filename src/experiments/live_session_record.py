@@ -1,8 +1,11 @@
 """One live-session record: its fields, its JSON form and its validation.
 
-Every record comes from an untrusted file, so validation rejects, with a
-reason, anything no page or JSON response could show: wrong types, missing
-keys, numbers no sum survives, nesting no serializer takes, invalid Unicode.
+Records come from files that bots wrote, so reading is faithful first: every
+record the original Peak_Trade writers produce is a valid session, including
+``NaN`` / ``Infinity`` metrics (Python's ``json.dump`` default), numbers sent
+as strings, ``strategy_tier`` and keys a future writer adds. Validation rejects,
+with a reason, only what no page or JSON response could show: wrong types of
+the keys every view needs, nesting no serializer takes, invalid Unicode.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,9 +21,14 @@ from typing import Any
 MAX_NESTING = 32
 # Far beyond any real PnL or order count; keeps every sum of 100,000 finite.
 MAX_METRIC = 1e15
-TERMINAL_STATUSES = frozenset({"completed", "failed", "aborted"})
-_NUMERIC_METRICS = ("realized_pnl", "unrealized_pnl", "max_drawdown")
-_COUNT_METRICS = ("num_orders", "num_trades")
+# A number sent as text ("12.5") is at most this long; longer text is not a number.
+MAX_NUMBER_TEXT = 40
+
+STATUS_STARTED = "started"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_ABORTED = "aborted"
+TERMINAL_STATUSES = frozenset({STATUS_COMPLETED, STATUS_FAILED, STATUS_ABORTED})
 
 
 class InvalidRecord(ValueError):
@@ -28,7 +36,7 @@ class InvalidRecord(ValueError):
 
 
 def parse_timestamp(value: object, key: str) -> datetime:
-    """Accept ISO-8601 strings with or without offset, as Phase 81 writers emit."""
+    """Accept ISO-8601 strings with or without offset, as the writers emit them."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -37,7 +45,7 @@ def parse_timestamp(value: object, key: str) -> datetime:
         except ValueError:
             moment = _parse_lenient_timestamp(value, key)
     else:
-        raise InvalidRecord(f"{key} must be an ISO-8601 string, got {type(value).__name__}")
+        raise InvalidRecord(f"{key} must be an ISO-8601 string, got {_json_type(value)}")
     offset = moment.utcoffset()
     if offset is not None:
         if offset.seconds % 60 or offset.microseconds:
@@ -69,19 +77,24 @@ def utc_instant(moment: datetime) -> datetime:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
 class LiveSessionRecord:
-    """One session as it is stored on disk (keys in the documented order)."""
+    """One session as it is stored on disk, fields in the original's order.
+
+    ``updated_at`` (our heartbeat) and ``extra`` (top-level keys this version
+    does not know) come after the original's fields, so positional use of the
+    original's constructor keeps working.
+    """
 
     session_id: str
     run_id: str | None
     run_type: str
     mode: str
     env_name: str
-    symbol: str
+    symbol: str | None
     status: str
     started_at: datetime
     finished_at: datetime | None = None
@@ -90,9 +103,11 @@ class LiveSessionRecord:
     cli_args: list[str] = field(default_factory=list)
     error: str | None = None
     created_at: datetime | None = field(default_factory=_utcnow)
+    strategy_tier: str | None = None
     # Heartbeat: set by writers that update a running session, so a reader can
-    # tell a quiet session from a dead one. Older writers omit it.
+    # tell a quiet session from a dead one. The original writers never set it.
     updated_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -110,9 +125,12 @@ class LiveSessionRecord:
             "cli_args": self.cli_args,
             "error": self.error,
             "created_at": _iso_or_none(self.created_at),
+            "strategy_tier": self.strategy_tier,
         }
         if self.updated_at is not None:
             data["updated_at"] = self.updated_at.isoformat()
+        # Keys of a newer writer go back out unchanged, never over a known key.
+        data.update((key, value) for key, value in self.extra.items() if key not in data)
         return data
 
     @classmethod
@@ -129,26 +147,30 @@ class LiveSessionRecord:
         for key in ("session_id", "run_type", "started_at"):
             if key not in data:
                 raise InvalidRecord(f"missing required key {key!r}")
-        session_id = _required_text(data, "session_id")
         run_type = _required_text(data, "run_type")
         heartbeat = data.get("updated_at", data.get("heartbeat_at"))
         return cls(
-            session_id=session_id,
+            session_id=_required_text(data, "session_id"),
             run_id=_optional_text(data, "run_id"),
             run_type=run_type,
-            mode=_optional_text(data, "mode") or _mode_from_run_type(run_type),
+            mode=_optional_text(data, "mode") or mode_from_run_type(run_type),
             env_name=_optional_text(data, "env_name") or "",
-            symbol=_optional_text(data, "symbol") or "",
+            symbol=_optional_text(data, "symbol"),
             status=_optional_text(data, "status") or "",
             started_at=parse_timestamp(data["started_at"], "started_at"),
             finished_at=_optional_timestamp(data.get("finished_at"), "finished_at"),
             config=_object(data, "config"),
-            metrics=_metrics(data),
+            metrics=_object(data, "metrics"),
             cli_args=_cli_args(data),
             error=_optional_text(data, "error"),
             created_at=_optional_timestamp(data.get("created_at"), "created_at"),
+            strategy_tier=_optional_text(data, "strategy_tier"),
             updated_at=_optional_timestamp(heartbeat, "updated_at"),
+            extra={key: value for key, value in data.items() if key not in _KNOWN_KEYS},
         )
+
+
+_KNOWN_KEYS = frozenset(f.name for f in fields(LiveSessionRecord)) - {"extra"} | {"heartbeat_at"}
 
 
 def check_tree(value: object, depth: int = 0) -> None:
@@ -196,81 +218,94 @@ def _optional_timestamp(value: object, key: str) -> datetime | None:
     return None if value is None else parse_timestamp(value, key)
 
 
-def _mode_from_run_type(run_type: str) -> str:
+def mode_from_run_type(run_type: str) -> str:
+    """``live_session_shadow`` -> ``shadow``: old records carry the mode only there."""
     prefix = "live_session_"
     return run_type[len(prefix) :] if run_type.startswith(prefix) else ""
 
 
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
+    value = data.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise InvalidRecord(f"{key} must be an object, got {_json_type(value)}")
     return value
 
 
-def _metrics(data: Mapping[str, Any]) -> dict[str, Any]:
-    metrics = _object(data, "metrics")
-    for key in _NUMERIC_METRICS + _COUNT_METRICS:
-        value = metrics.get(key)
-        if value is None:
-            continue
-        number = _finite_float_or_none(value)
-        if number is None:
-            raise InvalidRecord(f"metrics.{key} must be a finite number, got {value!r:.40}")
-        if abs(number) > MAX_METRIC:
-            raise InvalidRecord(f"metrics.{key} is out of range: {value!r:.40}")
-        if key in _COUNT_METRICS and not number.is_integer():
-            raise InvalidRecord(f"metrics.{key} must be a whole number, got {value!r:.40}")
-    return metrics
-
-
-def _finite_float_or_none(value: object) -> float | None:
-    # Readers turn metrics into floats; an integer like 10**400 would overflow there.
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _cli_args(data: Mapping[str, Any]) -> list[str]:
-    value = data.get("cli_args", [])
+    value = data.get("cli_args")
+    if value is None:
+        return []
     if not isinstance(value, list) or not all(isinstance(arg, str) for arg in value):
         raise InvalidRecord("cli_args must be a list of strings")
     return value
 
 
-def _finite_float(text: str) -> float:
-    # 1e999 parses to inf, which no JSON response could carry later.
-    value = float(text)
-    if value - value != 0.0:  # inf - inf is nan; cheaper than math.isfinite
-        raise ValueError(f"number out of range: {text[:20]}")
+# --- Metric values ----------------------------------------------------------
+
+
+def metric_number(value: object) -> float | None:
+    """A metric as a number for sums and sorting, or None for "no number".
+
+    Numbers sent as text count; booleans never do; NaN, infinities and values
+    beyond any real amount are no number (shown as written on the detail page).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer like 10**400
+            return None
+    elif isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) and abs(number) <= MAX_METRIC else None
+
+
+def metric_count(value: object) -> int | None:
+    """An order or trade count; writers store ``3.0`` as often as ``3``."""
+    number = metric_number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def non_finite_text(value: float) -> str:
+    """NaN and infinities as JSON-ish text, because JSON itself cannot carry them."""
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats by their text, so a response stays valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else non_finite_text(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
     return value
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def parse_record(content: bytes) -> LiveSessionRecord:
-    """Decode untrusted bytes into a record, or raise InvalidRecord."""
+    """The one reader: untrusted bytes to a record, or InvalidRecord with the reason."""
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRecord(f"not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+        # json's defaults, like the writers': NaN and Infinity are numbers here.
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidRecord(f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise InvalidRecord("invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # huge integers, NaN, 1e999
+    except ValueError as exc:  # integers beyond Python's digit limit
         raise InvalidRecord(f"invalid JSON: {exc}") from None
     # Only \u escapes can make lone surrogates, and only many brackets deep
     # nesting: the byte checks keep the tree walk off the common path.

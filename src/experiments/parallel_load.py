@@ -19,15 +19,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from src.experiments.live_session_registry import FileStamp, SkippedFile
-from src.experiments.registry_index import SessionHead, read_heads
+from src.experiments.registry_files import FileStamp
+from src.experiments.session_head import HeadOrSkip, from_wire, read_heads, to_wire
 
 Batch = Sequence[tuple[str, FileStamp | None]]
-Heads = list[tuple[FileStamp, SessionHead | SkippedFile]]
+Heads = list[HeadOrSkip]
 
 BATCH_SIZE = 2000
 # Below this, starting worker interpreters costs more than it saves.
@@ -99,75 +98,7 @@ def _read_frame(stream: IO[bytes]) -> Heads | None:
     payload = stream.read(length)
     if len(payload) < length:
         return None
-    return [_from_wire(item) for item in marshal.loads(payload)]
-
-
-# Heads travel as plain tuples of str, int, float and None, which marshal
-# handles several times faster than pickle handles NamedTuples of datetimes;
-# timestamps go as ISO strings, which fromisoformat reads back exactly.
-Wire = tuple[Any, ...]  # checked by construction: _to_wire is the only writer
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _to_wire(stamp: FileStamp, head: SessionHead | SkippedFile) -> Wire:
-    if isinstance(head, SkippedFile):
-        return (stamp.size, stamp.mtime_ns, head.name, head.reason)
-    return (
-        stamp.size,
-        stamp.mtime_ns,
-        head.file_name,
-        head.session_id,
-        head.run_type,
-        head.mode,
-        head.env_name,
-        head.symbol,
-        head.status,
-        _iso(head.started_at),
-        _iso(head.finished_at),
-        _iso(head.updated_at),
-        head.realized_pnl,
-        head.max_drawdown,
-        head.num_orders,
-        head.report_path,
-        head.error,
-        head.order_key[0],
-    )
-
-
-def _from_wire(item: Wire) -> tuple[FileStamp, SessionHead | SkippedFile]:
-    stamp = FileStamp(item[0], item[1])
-    if len(item) == 4:
-        return stamp, SkippedFile(item[2], item[3])
-    name, session_id, run_type, mode, env_name, symbol, status = item[2:9]
-    started, finished, updated = item[9:12]
-    pnl, drawdown, orders, report_path, error, order_time = item[12:18]
-    head = SessionHead(
-        name,
-        stamp,
-        session_id,
-        sys.intern(run_type),
-        sys.intern(mode),
-        sys.intern(env_name),
-        sys.intern(symbol),
-        sys.intern(status),
-        datetime.fromisoformat(started),
-        _moment(finished),
-        _moment(updated),
-        pnl,
-        drawdown,
-        orders,
-        report_path,
-        error,
-        (order_time, name),
-    )
-    return stamp, head
+    return [from_wire(item) for item in marshal.loads(payload)]
 
 
 def _worker_main() -> None:
@@ -175,7 +106,7 @@ def _worker_main() -> None:
     out = sys.stdout.buffer
     for batch in share:
         heads = read_heads(directory, batch)
-        payload = marshal.dumps([_to_wire(stamp, head) for stamp, head in heads])
+        payload = marshal.dumps([to_wire(stamp, head) for stamp, head in heads])
         out.write(_FRAME.pack(len(payload)))
         out.write(payload)
         out.flush()

@@ -11,101 +11,24 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import stat
-import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from src.experiments.live_session_registry import (
+from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord
+from src.experiments.parallel_load import read_in_batches
+from src.experiments.registry_files import (
     FileStamp,
-    InvalidRecord,
-    LiveSessionRecord,
     SkippedFile,
-    is_record_name,
-    list_candidate_names,
-    list_candidates,
-    read_record_file,
-    read_stamped_record,
-    utc_instant,
+    list_registry,
+    read_record,
 )
+from src.experiments.session_head import SessionHead
 
 logger = logging.getLogger(__name__)
-
-
-def _number(metrics: dict[str, Any], key: str) -> float | None:
-    value = metrics.get(key)
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _count(metrics: dict[str, Any]) -> int | None:
-    for key in ("num_orders", "num_trades"):
-        value = metrics.get(key)
-        if isinstance(value, (int, float)):
-            return int(value)
-    return None
-
-
-def _report_path(record: LiveSessionRecord) -> str | None:
-    for source in (record.metrics, record.config):
-        value = source.get("report_path")
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-class SessionHead(NamedTuple):
-    """What every view needs of one record, small enough to hold 100,000 of.
-
-    A NamedTuple: cheap to build and compact in memory.
-    """
-
-    file_name: str
-    stamp: FileStamp
-    session_id: str
-    run_type: str
-    mode: str
-    env_name: str
-    symbol: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    updated_at: datetime | None
-    realized_pnl: float | None
-    max_drawdown: float | None
-    num_orders: int | None
-    report_path: str | None
-    error: str | None
-    # Activity order: end time when it ended, else start time (UTC seconds).
-    order_key: tuple[float, str]
-
-    @classmethod
-    def from_record(cls, name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
-        activity = record.finished_at or record.started_at
-        return cls(
-            name,
-            stamp,
-            record.session_id,
-            # Few distinct values across 100,000 records: share one string each.
-            sys.intern(record.run_type),
-            sys.intern(record.mode),
-            sys.intern(record.env_name),
-            sys.intern(record.symbol),
-            sys.intern(record.status),
-            record.started_at,
-            record.finished_at,
-            record.updated_at,
-            _number(record.metrics, "realized_pnl"),
-            _number(record.metrics, "max_drawdown"),
-            _count(record.metrics),
-            _report_path(record),
-            record.error,
-            (utc_instant(activity).timestamp(), name),
-        )
 
 
 class SessionChange(NamedTuple):
@@ -113,26 +36,6 @@ class SessionChange(NamedTuple):
 
     before: SessionHead | None
     after: SessionHead | None
-
-
-def read_heads(
-    directory: str, items: Sequence[tuple[str, FileStamp | None]]
-) -> list[tuple[FileStamp, SessionHead | SkippedFile]]:
-    """Read a batch of files into heads; runs in a worker process on bulk loads.
-
-    Each result carries the stamp of the version actually read, so a file
-    rewritten while it was read is simply read again at the next check.
-    """
-    results: list[tuple[FileStamp, SessionHead | SkippedFile]] = []
-    for name, listed in items:
-        path = os.path.join(directory, name)
-        try:
-            record, stamp = read_stamped_record(path)
-        except InvalidRecord as exc:
-            results.append((listed or _stamp_of(path) or UNREADABLE, SkippedFile(name, str(exc))))
-        else:
-            results.append((stamp, SessionHead.from_record(name, stamp, record)))
-    return results
 
 
 @dataclass(frozen=True)
@@ -147,6 +50,8 @@ class IndexSnapshot:
     loaded: bool = False
     progress: tuple[int, int] = (0, 0)
     by_id: dict[str, SessionHead] = field(default_factory=dict)
+    # Session ids that more than one file carries (a writer bug), with the files.
+    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
     build_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -183,7 +88,7 @@ class RegistryIndex:
     def read_record(self, head: SessionHead) -> LiveSessionRecord | None:
         """Read the full record for a detail view; the name comes from the index."""
         try:
-            return read_record_file(os.path.join(self.directory, head.file_name))
+            return read_record(os.path.join(self.directory, head.file_name))[0]
         except InvalidRecord:
             return None
 
@@ -204,8 +109,7 @@ class RegistryIndex:
         # List (and stat) outside the lock: at 100,000 files that takes a second,
         # and the watcher's refreshes must not wait for it.
         # On the first load every file is new, and reading it gives its stamp.
-        lister = list_candidates if self._stamps else list_candidate_names
-        listing: Mapping[str, FileStamp | SkippedFile | None] = lister(self.directory)
+        listing = list_registry(self.directory, with_stamps=bool(self._stamps))
         with self._lock:
             changed = [
                 name
@@ -230,14 +134,8 @@ class RegistryIndex:
 
     def refresh_names(self, names: Iterable[str]) -> list[SessionChange]:
         """Re-check the files a watcher reported, without listing the directory."""
-        wanted = {name for name in names if is_record_name(name)}
-        if not wanted:
-            return []
-        listing = {
-            name: stamp
-            for name, stamp in list_candidates_for(self.directory, wanted).items()
-            if stamp is not None
-        }
+        wanted = set(names)
+        listing = list_registry(self.directory, wanted)
         with self._lock:
             changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
             gone = [n for n in wanted if n not in listing and n in self._stamps]
@@ -271,8 +169,6 @@ class RegistryIndex:
                 self._integrate(name, candidate, candidate, bulk, changes)
             else:
                 to_read.append((name, candidate))
-        from src.experiments.parallel_load import read_in_batches  # imports this module
-
         done = 0
         for batch, heads in read_in_batches(str(self.directory), to_read):
             for (name, _), (stamp, head) in zip(batch, heads, strict=True):
@@ -358,28 +254,21 @@ class RegistryIndex:
             loaded=loaded,
             progress=(total, total),
             by_id=dict(self._by_id),
+            conflicts=self._conflicts(),
         )
+
+    def _conflicts(self) -> dict[str, tuple[str, ...]]:
+        if not self._duplicates:
+            return {}
+        files: dict[str, list[str]] = {}
+        for head in self._heads.values():
+            if head.session_id in self._duplicates:
+                files.setdefault(head.session_id, []).append(head.file_name)
+        return {session_id: tuple(sorted(names)) for session_id, names in files.items()}
 
 
 BULK_RESORT = 256
-# Stamp for a file that could not even be stat'ed: differs from any real one.
-UNREADABLE = FileStamp(-1, -1)
 
 
 def _order(head: SessionHead) -> tuple[float, str]:
     return head.order_key
-
-
-def list_candidates_for(directory: Path, names: set[str]) -> dict[str, FileStamp | None]:
-    """Stat only the named files (watch events): a few lstat calls, never a listing."""
-    return {name: _stamp_of(directory / name) for name in names}
-
-
-def _stamp_of(path: str | os.PathLike[str]) -> FileStamp | None:
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return FileStamp(info.st_size, info.st_mtime_ns)

@@ -23,7 +23,7 @@ from src.experiments.registry_index import RegistryIndex
 from src.webui import presentation
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
 from src.webui.charts import drawdown_chart, pnl_chart
-from src.webui.live_track import SessionNotFound
+from src.webui.live_track import SessionNotFound, SessionRules
 from src.webui.live_updates import LiveUpdates
 from src.webui.routes import api, docs, events, login, pages
 from src.webui.security import SecurityHeaders
@@ -34,9 +34,9 @@ TEMPLATE_DIR = PROJECT_ROOT / "templates" / "peak_trade_dashboard"
 STATIC_DIR = PROJECT_ROOT / "static"
 
 
-def _templates() -> Jinja2Templates:
+def _templates(rules: SessionRules) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATE_DIR)
-    presentation.install(templates.env)
+    presentation.install(templates.env, rules.real_money_modes)
     templates.env.globals.update(pnl_chart=pnl_chart, drawdown_chart=drawdown_chart)
     return templates
 
@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
     index = RegistryIndex(settings.registry_dir)
-    updates = LiveUpdates(index, settings.reconcile_seconds, settings.watch)
+    rules = SessionRules.from_settings(settings)
+    updates = LiveUpdates(index, rules, settings.reconcile_seconds, settings.watch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.index = index
     app.state.updates = updates
-    app.state.templates = _templates()
+    app.state.rules = rules
+    app.state.templates = _templates(rules)
     if settings.auth_token is not None:
         app.add_middleware(TokenAuth, token=settings.auth_token.get_secret_value())
         app.state.login_throttle = LoginThrottle()

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from src.experiments.live_session_registry import utc_instant
+from src.experiments.live_session_record import utc_instant
 from src.webui.session_stats import ChartPoint
 
 WIDTH, HEIGHT = 420, 210

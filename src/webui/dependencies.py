@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
-from src.webui.live_track import utcnow
+from src.webui.live_track import SessionRules, utcnow
 from src.webui.live_updates import LiveUpdates
 from src.webui.session_query import SessionQuery
 from src.webui.settings import Settings
@@ -58,8 +58,9 @@ def _snapshot(index: Annotated[RegistryIndex, Depends(_index)]) -> IndexSnapshot
     return index.snapshot()
 
 
-def _stale_after(settings: Annotated[Settings, Depends(_settings)]) -> timedelta:
-    return timedelta(seconds=settings.stale_after_seconds)
+def _rules(request: Request) -> SessionRules:
+    rules: SessionRules = request.app.state.rules
+    return rules
 
 
 def _now() -> datetime:
@@ -71,5 +72,5 @@ IndexDep = Annotated[RegistryIndex, Depends(_index)]
 SnapshotDep = Annotated[IndexSnapshot, Depends(_snapshot)]
 UpdatesDep = Annotated[LiveUpdates, Depends(_updates)]
 QueryDep = Annotated[SessionQuery, Query()]
-StaleAfterDep = Annotated[timedelta, Depends(_stale_after)]
+RulesDep = Annotated[SessionRules, Depends(_rules)]
 NowDep = Annotated[datetime, Depends(_now)]

@@ -1,24 +1,31 @@
 """The Live-Track read model: registry records turned into what the panel shows.
 
-Every view here is a function of an index snapshot and a ``SessionQuery``; the
-HTML page and the JSON API call the same function with the same query, so the
-page never shows what the API would not return.
+Every view here is a function of an index snapshot, a ``SessionQuery`` and the
+``SessionRules`` (stale limit, real-money modes); the HTML page, the JSON API,
+the CLI and the programmatic functions below call the same functions, so
+nothing shows what the others would not return.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import BaseModel
 
-from src.experiments.live_session_registry import resolve_registry_dir, utc_instant
-from src.experiments.registry_index import IndexSnapshot, RegistryIndex, SessionHead
+from src.experiments.live_session_record import json_safe, utc_instant
+from src.experiments.live_session_reports import PnlTotal
+from src.experiments.registry_index import IndexSnapshot, RegistryIndex
+from src.experiments.session_head import SessionHead
 from src.webui.session_query import (
     RecordTime,
     SessionQuery,
-    SessionStatus,
+    cached_view,
     filter_sessions,
     head_status,
     is_known_status,
@@ -26,9 +33,26 @@ from src.webui.session_query import (
     sort_sessions,
 )
 from src.webui.session_stats import SessionCharts, SessionStats, session_charts, session_stats
+from src.webui.settings import Settings
+from src.webui.vocabulary import DEFAULT_REAL_MONEY_MODES, REAL_MONEY, SessionStatus, money_kind
 
-DEFAULT_STALE_AFTER = timedelta(minutes=15)
 SKIPPED_SHOWN = 5
+CONFLICTS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """How sessions are judged: when a running one is stale, which modes are real money."""
+
+    stale_after: timedelta = timedelta(minutes=15)
+    real_money_modes: frozenset[str] = frozenset(DEFAULT_REAL_MONEY_MODES)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionRules:
+        return cls(settings.stale_after, frozenset(settings.real_money_modes))
+
+    def is_real_money(self, mode: str) -> bool:
+        return mode in self.real_money_modes
 
 
 class SessionNotFound(LookupError):
@@ -39,38 +63,46 @@ class SessionNotFound(LookupError):
         self.session_id = session_id
 
 
+# Optional[...] spelled as in the Phase 82 spec (docs/PHASE_82_LIVE_TRACK_PANEL.md).
 class LiveSessionSummary(BaseModel):
-    """One session as the Phase 82 API returns it (the spec's eleven fields)."""
+    """One session as the Phase 82 API returns it, plus Phase 85's two fields."""
 
     session_id: str
     started_at: RecordTime
-    ended_at: Optional[RecordTime]  # noqa: UP045 - spelled as in the Phase 82 spec
-    mode: str  # shadow, testnet, paper, live
-    environment: str  # env_name + symbol
+    ended_at: Optional[RecordTime] = None  # noqa: UP045
+    mode: str  # shadow, testnet, paper, live, bounded_pilot, ...
+    environment: str = ""  # env_name + " / " + symbol
     status: SessionStatus
-    realized_pnl: Optional[float]  # noqa: UP045
-    max_drawdown: Optional[float]  # noqa: UP045
-    num_orders: Optional[int]  # noqa: UP045
-    report_path: Optional[str]  # noqa: UP045
-    notes: Optional[str]  # noqa: UP045 - error text, if any
+    realized_pnl: Optional[float] = None  # noqa: UP045
+    max_drawdown: Optional[float] = None  # noqa: UP045
+    num_orders: Optional[int] = None  # noqa: UP045
+    report_path: Optional[str] = None  # noqa: UP045
+    notes: Optional[str] = None  # noqa: UP045 - error text, if any
+    duration_seconds: Optional[int] = None  # noqa: UP045 - only once it ended
+    is_live_warning: bool = False  # true for every real-money mode
 
 
 class SessionRow(LiveSessionSummary):
-    """A summary plus the cue the table shows for a silent running session."""
+    """A summary plus what the table shows beside it: liveness and conflicts."""
 
     stale: bool = False
+    heartbeat_at: Optional[RecordTime] = None  # noqa: UP045 - None: writer sends none
+    currency: str = ""
+    conflict: bool = False  # another file carries the same session id
 
 
 def environment_label(env_name: str, symbol: str) -> str:
     return " / ".join(part for part in (env_name, symbol) if part)
 
 
-def summarize(head: SessionHead) -> LiveSessionSummary:
-    return LiveSessionSummary(**_summary_fields(head))
+def compute_duration_seconds(started_at: datetime, ended_at: datetime | None) -> int | None:
+    """Whole seconds from start to end; None while the session runs."""
+    if ended_at is None:
+        return None
+    return int((utc_instant(ended_at) - utc_instant(started_at)).total_seconds())
 
 
-def _summary_fields(head: SessionHead) -> dict[str, Any]:
-    status = head_status(head)
+def _summary_fields(head: SessionHead, rules: SessionRules) -> dict[str, Any]:
     notes = head.error
     if notes is None and not is_known_status(head.status):
         notes = f"Unbekannter Status: {head.status[:80]}"
@@ -80,17 +112,31 @@ def _summary_fields(head: SessionHead) -> dict[str, Any]:
         "ended_at": head.finished_at,
         "mode": head.mode,
         "environment": environment_label(head.env_name, head.symbol),
-        "status": status,
+        "status": head_status(head),
         "realized_pnl": head.realized_pnl,
         "max_drawdown": head.max_drawdown,
         "num_orders": head.num_orders,
         "report_path": head.report_path,
         "notes": notes,
+        "duration_seconds": compute_duration_seconds(head.started_at, head.finished_at),
+        "is_live_warning": rules.is_real_money(head.mode),
     }
 
 
-def session_row(head: SessionHead, now: datetime, stale_after: timedelta) -> SessionRow:
-    return SessionRow(**_summary_fields(head), stale=is_stale(head, now, stale_after))
+def summarize(head: SessionHead, rules: SessionRules) -> LiveSessionSummary:
+    return LiveSessionSummary(**_summary_fields(head, rules))
+
+
+def session_row(
+    head: SessionHead, snapshot: IndexSnapshot, now: datetime, rules: SessionRules
+) -> SessionRow:
+    return SessionRow(
+        **_summary_fields(head, rules),
+        stale=is_stale(head, now, rules.stale_after),
+        heartbeat_at=head.updated_at,
+        currency=head.currency,
+        conflict=head.session_id in snapshot.conflicts,
+    )
 
 
 def utcnow() -> datetime:
@@ -107,10 +153,10 @@ def _page_of(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> lis
 
 
 def list_sessions(
-    snapshot: IndexSnapshot, query: SessionQuery, now: datetime
+    snapshot: IndexSnapshot, query: SessionQuery, now: datetime, rules: SessionRules
 ) -> list[LiveSessionSummary]:
     """One page of matching sessions, in the query's order."""
-    return [summarize(head) for head in _page_of(snapshot, query, now)]
+    return [summarize(head, rules) for head in _page_of(snapshot, query, now)]
 
 
 def count_sessions(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> int:
@@ -118,13 +164,13 @@ def count_sessions(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) 
     return len(filter_sessions(snapshot, query, now))
 
 
-def get_recent_live_sessions(
-    limit: int = 10, base_dir: str | os.PathLike[str] | None = None
-) -> list[LiveSessionSummary]:
-    """Load the latest sessions straight from a registry directory, newest first."""
-    index = RegistryIndex(resolve_registry_dir(base_dir))
-    index.reconcile()
-    return list_sessions(index.snapshot(), SessionQuery(limit=limit), utcnow())
+def modes_present(snapshot: IndexSnapshot) -> list[str]:
+    """Every mode some session has, for the mode filter (not a fixed list)."""
+
+    def build() -> tuple[str, ...]:
+        return tuple(sorted({head.mode for head in snapshot.sessions if head.mode}))
+
+    return list(cached_view(snapshot, ("modes",), build))
 
 
 # --- The panel ------------------------------------------------------------
@@ -142,6 +188,13 @@ class SkippedFiles(BaseModel):
 
     count: int
     first: list[tuple[str, str]]
+
+
+class SessionConflict(BaseModel):
+    """One session id that several files carry: shown, never silently resolved."""
+
+    session_id: str
+    files: list[str]
 
 
 class IndexState(BaseModel):
@@ -164,6 +217,9 @@ class LiveTrackView(BaseModel):
     stats: SessionStats
     charts: SessionCharts
     skipped: SkippedFiles
+    modes: list[str]
+    real_money_modes: list[str]
+    conflicts: list[SessionConflict]
 
 
 def latest_completed(
@@ -176,10 +232,7 @@ def latest_completed(
 
 
 def live_track_view(
-    snapshot: IndexSnapshot,
-    query: SessionQuery,
-    now: datetime,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    snapshot: IndexSnapshot, query: SessionQuery, now: datetime, rules: SessionRules
 ) -> LiveTrackView:
     """Compose the panel: snapshot tile, one table page, stats and charts."""
     matching = count_sessions(snapshot, query, now)
@@ -191,47 +244,55 @@ def live_track_view(
         generated_at=now,
         index=IndexState(loaded=snapshot.loaded, files_read=files_read, files_total=files_total),
         total_sessions=len(snapshot.sessions),
-        snapshot=session_row(tile, now, stale_after) if tile else None,
-        sessions=[session_row(h, now, stale_after) for h in _page_of(snapshot, query, now)],
+        snapshot=session_row(tile, snapshot, now, rules) if tile else None,
+        sessions=[session_row(h, snapshot, now, rules) for h in _page_of(snapshot, query, now)],
         page=PageInfo(
             page=query.page,
             pages=max(1, -(-matching // query.limit)),
             limit=query.limit,
             matching=matching,
         ),
-        stats=session_stats(snapshot, query, now, stale_after),
+        stats=session_stats(snapshot, query, now, rules.stale_after),
         charts=session_charts(snapshot, query, now),
         skipped=SkippedFiles(
             count=len(snapshot.skipped),
             first=[(s.name, s.reason) for s in snapshot.skipped[:SKIPPED_SHOWN]],
         ),
+        modes=modes_present(snapshot),
+        real_money_modes=sorted(rules.real_money_modes),
+        conflicts=[
+            SessionConflict(session_id=session_id, files=list(files))
+            for session_id, files in list(snapshot.conflicts.items())[:CONFLICTS_SHOWN]
+        ],
     )
 
 
 # --- One session ----------------------------------------------------------
 
 
-class SessionDetail(SessionRow):
-    """Everything stored about one session, for the detail view."""
+class LiveSessionDetail(SessionRow):
+    """Everything stored about one session, for the detail view.
 
-    run_id: Optional[str]  # noqa: UP045
+    Non-finite metric values (NaN, infinities) come as the text ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"``, since JSON cannot carry them.
+    """
+
+    run_id: Optional[str] = None  # noqa: UP045
     run_type: str
     env_name: str
-    symbol: str
-    duration_seconds: Optional[float]  # noqa: UP045
+    symbol: Optional[str] = None  # noqa: UP045
     config: dict[str, Any]
     metrics: dict[str, Any]
     cli_args: list[str]
-    error: Optional[str]  # noqa: UP045
-    created_at: Optional[RecordTime]  # noqa: UP045
-    updated_at: Optional[RecordTime]  # noqa: UP045
+    error: Optional[str] = None  # noqa: UP045
+    created_at: Optional[RecordTime] = None  # noqa: UP045
+    updated_at: Optional[RecordTime] = None  # noqa: UP045
+    strategy_tier: Optional[str] = None  # noqa: UP045
+    # Top-level keys this version does not know, as the writer wrote them.
+    extra: dict[str, Any] = {}
     registry_file: str
-
-
-def duration_seconds(started_at: datetime, ended_at: datetime | None) -> float | None:
-    if ended_at is None:
-        return None
-    return (utc_instant(ended_at) - utc_instant(started_at)).total_seconds()
+    # Other files with the same session id (a writer bug), to resolve by hand.
+    conflicting_files: list[str] = []
 
 
 def get_session_detail(
@@ -239,31 +300,35 @@ def get_session_detail(
     snapshot: IndexSnapshot,
     session_id: str,
     now: datetime,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
-) -> SessionDetail:
+    rules: SessionRules,
+) -> LiveSessionDetail:
     """Look the id up in the snapshot (never in the file system), then read its file."""
     head = snapshot.by_id.get(session_id)
     record = index.read_record(head) if head is not None else None
     if head is None or record is None:
         raise SessionNotFound(session_id)
-    return SessionDetail(
-        **session_row(head, now, stale_after).model_dump(),
+    return LiveSessionDetail(
+        **session_row(head, snapshot, now, rules).model_dump(),
         run_id=record.run_id,
         run_type=record.run_type,
         env_name=record.env_name,
         symbol=record.symbol,
-        duration_seconds=duration_seconds(record.started_at, record.finished_at),
-        config=record.config,
-        metrics=record.metrics,
+        config=json_safe(record.config),
+        metrics=json_safe(record.metrics),
         cli_args=record.cli_args,
         error=record.error,
         created_at=record.created_at,
         updated_at=record.updated_at,
+        strategy_tier=record.strategy_tier,
+        extra=json_safe(record.extra),
         registry_file=str(index.directory / head.file_name),
+        conflicting_files=[
+            name for name in snapshot.conflicts.get(session_id, ()) if name != head.file_name
+        ],
     )
 
 
-# --- Export ---------------------------------------------------------------
+# --- Export and totals ------------------------------------------------------
 
 
 class SessionExportRow(LiveSessionSummary):
@@ -271,19 +336,109 @@ class SessionExportRow(LiveSessionSummary):
 
     symbol: str
     env_name: str
-    duration_seconds: Optional[float]  # noqa: UP045
+    currency: str
 
 
 def export_sessions(
-    snapshot: IndexSnapshot, query: SessionQuery, now: datetime
+    snapshot: IndexSnapshot, query: SessionQuery, now: datetime, rules: SessionRules
 ) -> list[SessionExportRow]:
     """The whole filtered set (not one page), in the query's order."""
     return [
         SessionExportRow(
-            **_summary_fields(head),
+            **_summary_fields(head, rules),
             symbol=head.symbol,
             env_name=head.env_name,
-            duration_seconds=duration_seconds(head.started_at, head.finished_at),
+            currency=head.currency,
         )
         for head in sort_sessions(snapshot, query, now)
     ]
+
+
+def pnl_totals(heads: Iterable[SessionHead], rules: SessionRules) -> list[PnlTotal]:
+    """Realized PnL per kind of money and currency: real money first, never mixed."""
+    sums: dict[tuple[str, str], tuple[float, int]] = {}
+    for head in heads:
+        if head.realized_pnl is None:
+            continue
+        key = (money_kind(head.mode, rules.real_money_modes), head.currency)
+        total, count = sums.get(key, (0.0, 0))
+        sums[key] = (total + head.realized_pnl, count + 1)
+    ordered = sorted(sums.items(), key=lambda item: (item[0][0] != REAL_MONEY, item[0][1]))
+    return [
+        PnlTotal(money=money, currency=currency, realized_pnl=round(total, 8), sessions=count)
+        for (money, currency), (total, count) in ordered
+    ]
+
+
+# --- Programmatic use (docs/PHASE_82_LIVE_TRACK_PANEL.md, "Nutzung") ------------
+
+_shared_indexes: dict[Path, RegistryIndex] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_index(directory: Path) -> RegistryIndex:
+    """An index of one registry that this process keeps, brought up to date.
+
+    Scripts and the CLI call the functions below again and again; re-reading
+    only the files whose size or mtime changed keeps every call after the
+    first cheap, and the results are those of a full scan.
+    """
+    key = directory.resolve()
+    with _shared_lock:
+        index = _shared_indexes.get(key)
+        if index is None:
+            index = _shared_indexes[key] = RegistryIndex(directory)
+    index.reconcile()
+    return index
+
+
+def _shared(base_dir: str | os.PathLike[str] | None) -> tuple[RegistryIndex, SessionRules]:
+    settings = Settings() if base_dir is None else Settings(registry_dir=Path(base_dir))
+    return shared_index(settings.registry_dir), SessionRules.from_settings(settings)
+
+
+def get_recent_live_sessions(
+    limit: int = 10, base_dir: str | os.PathLike[str] | None = None
+) -> list[LiveSessionSummary]:
+    """The latest sessions of a registry directory, newest activity first."""
+    return get_filtered_sessions(limit=limit, base_dir=base_dir)
+
+
+def get_filtered_sessions(
+    limit: int = 10,
+    mode_filter: str | Sequence[str] | None = None,
+    status_filter: str | Sequence[str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> list[LiveSessionSummary]:
+    """The latest sessions of the given modes and statuses, as the dashboard lists them."""
+    index, rules = _shared(base_dir)
+    query = SessionQuery(
+        limit=max(1, min(limit, 100)),
+        mode=_as_tuple(mode_filter),
+        status=_as_tuple(status_filter),
+    )
+    return list_sessions(index.snapshot(), query, utcnow(), rules)
+
+
+def get_session_stats(base_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The stats the dashboard shows over the whole registry, original keys included."""
+    index, rules = _shared(base_dir)
+    stats = session_stats(index.snapshot(), SessionQuery(), utcnow(), rules.stale_after)
+    return stats.model_dump()
+
+
+def get_session_by_id(
+    session_id: str, base_dir: str | os.PathLike[str] | None = None
+) -> LiveSessionDetail | None:
+    """Everything stored about one session, or None when no file carries the id."""
+    index, rules = _shared(base_dir)
+    try:
+        return get_session_detail(index, index.snapshot(), session_id, utcnow(), rules)
+    except SessionNotFound:
+        return None
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)

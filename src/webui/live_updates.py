@@ -15,20 +15,36 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from src.experiments.registry_index import RegistryIndex, SessionChange
-from src.webui.session_query import head_status, is_terminal
+from src.experiments.registry_index import IndexSnapshot, RegistryIndex, SessionChange
+from src.experiments.session_head import SessionHead
+from src.webui.live_track import SessionRules, utcnow
+from src.webui.session_query import cached_view, head_status, is_stale, is_terminal
 
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BACKLOG = 64
 MIN_REFRESH_SECONDS = 0.3
+# Staleness moves with the clock, not with the registry: judge it this often.
+STALE_CHECK_SECONDS = 2.0
 
 
-def ended_sessions(changes: list[SessionChange]) -> list[dict[str, Any]]:
+def _notice(head: SessionHead, rules: SessionRules) -> dict[str, Any]:
+    return {
+        "session_id": head.session_id,
+        "mode": head.mode,
+        "status": head_status(head),
+        "realized_pnl": head.realized_pnl,
+        "currency": head.currency,
+        "real_money": rules.is_real_money(head.mode),
+    }
+
+
+def ended_sessions(changes: list[SessionChange], rules: SessionRules) -> list[dict[str, Any]]:
     """Sessions that reached an end state in these changes, for notifications."""
     ended = []
     for change in changes:
@@ -37,22 +53,32 @@ def ended_sessions(changes: list[SessionChange]) -> list[dict[str, Any]]:
             continue
         if change.before is not None and is_terminal(change.before):
             continue
-        ended.append(
-            {
-                "session_id": after.session_id,
-                "mode": after.mode,
-                "status": head_status(after),
-                "realized_pnl": after.realized_pnl,
-            }
-        )
+        ended.append(_notice(after, rules))
     return ended
+
+
+def stale_sessions(snapshot: IndexSnapshot, now: datetime, rules: SessionRules) -> set[str]:
+    """Ids of the running sessions whose heartbeats stopped longer ago than the limit."""
+
+    def build() -> tuple[SessionHead, ...]:
+        return tuple(
+            h for h in snapshot.sessions if h.updated_at is not None and head_status(h) == "started"
+        )
+
+    # Only sessions with heartbeats can turn stale; find them once per snapshot.
+    beating = cached_view(snapshot, ("heartbeating",), build)
+    return {head.session_id for head in beating if is_stale(head, now, rules.stale_after)}
 
 
 class LiveUpdates:
     """Owns the watcher tasks and the queues of the open event streams."""
 
-    def __init__(self, index: RegistryIndex, reconcile_seconds: float, watch: bool) -> None:
+    def __init__(
+        self, index: RegistryIndex, rules: SessionRules, reconcile_seconds: float, watch: bool
+    ) -> None:
         self.index = index
+        self.rules = rules
+        self._stale: set[str] | None = None  # None: not judged yet
         self._reconcile_seconds = reconcile_seconds
         self._watch = watch
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -73,8 +99,14 @@ class LiveUpdates:
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._subscribers.discard(queue)
 
-    def publish(self, changes: list[SessionChange]) -> None:
-        event = {"generation": self.index.snapshot().generation, "ended": ended_sessions(changes)}
+    def publish(
+        self, changes: list[SessionChange], stale: list[dict[str, Any]] | None = None
+    ) -> None:
+        event = {
+            "generation": self.index.snapshot().generation,
+            "ended": ended_sessions(changes, self.rules),
+            "stale": stale or [],
+        }
         for queue in self._subscribers:
             if queue.full():  # a stalled tab gets the newest state, not a backlog
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -85,6 +117,7 @@ class LiveUpdates:
         self._end_streams_on_exit_signal()
         self.index.start_loading()
         self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        self._tasks.append(asyncio.create_task(self._stale_loop()))
         if self._watch:
             self._tasks.append(asyncio.create_task(self._watch_loop()))
 
@@ -132,6 +165,26 @@ class LiveUpdates:
                 await self._refresh()
             except Exception:  # the loop must outlive any one bad pass
                 logger.exception("Reconciling the live-session registry failed")
+
+    def check_stale(self, now: datetime | None = None) -> None:
+        """Tell open pages when a session turned stale (or came back), registry
+        change or not; sessions newly stale are listed for a notification."""
+        snapshot = self.index.snapshot()
+        stale = stale_sessions(snapshot, now or utcnow(), self.rules)
+        known, self._stale = self._stale, stale
+        if known is None or stale == known:
+            return  # the first look only learns what was stale already
+        newly = [_notice(snapshot.by_id[sid], self.rules) for sid in stale - known]
+        self.publish([], stale=[notice for notice in newly if notice["status"] == "started"])
+
+    async def _stale_loop(self) -> None:
+        await asyncio.to_thread(self.index.wait_loaded, 24 * 3600)
+        while True:
+            try:
+                self.check_stale()
+            except Exception:  # the loop must outlive any one bad pass
+                logger.exception("Checking live sessions for staleness failed")
+            await asyncio.sleep(STALE_CHECK_SECONDS)
 
     async def _watch_loop(self) -> None:
         from watchfiles import awatch

@@ -13,22 +13,24 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import Environment
 
-from src.experiments.live_session_registry import utc_instant
-from src.webui.live_track import SessionDetail
-from src.webui.session_query import KNOWN_MODES, SessionQuery
+from src.experiments.live_session_record import utc_instant
+from src.webui.live_track import LiveSessionDetail, SessionRow
+from src.webui.session_query import SessionQuery
+from src.webui.vocabulary import (
+    KNOWN_MODES,
+    NO_HEARTBEAT,
+    STATUS_ORDER,
+    mode_class,
+    status_badge,
+    status_label,
+    vocabulary_json,
+)
 
 EMPTY = "–"
 ID_SHORT_AT = 25
 # A shortened id keeps its start and its end, where the unique suffix usually is.
 ID_KEEP_HEAD = 12
 ID_KEEP_TAIL = 12
-
-STATUS_BADGES = {
-    "completed": ("OK", "Completed"),
-    "failed": ("FAIL", "Failed"),
-    "aborted": ("ABORT", "Aborted"),
-    "started": ("RUN", "Running"),
-}
 
 
 def short_id(session_id: str) -> str:
@@ -41,18 +43,6 @@ def short_id(session_id: str) -> str:
 def path_quote(text: str) -> str:
     """Quote an id for one URL path segment (slashes included)."""
     return quote(text, safe="")
-
-
-def status_badge(status: str) -> str:
-    return STATUS_BADGES.get(status, (status.upper(), status))[0]
-
-
-def status_label(status: str) -> str:
-    return STATUS_BADGES.get(status, (status, status.title()))[1]
-
-
-def mode_class(mode: str) -> str:
-    return f"mode-{mode}" if mode in KNOWN_MODES else "mode-other"
 
 
 def _is_flat(value: float) -> bool:
@@ -107,7 +97,7 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{sign}{minutes} min {secs:02d} s"
 
 
-def session_duration(session: SessionDetail, now: datetime | None = None) -> str:
+def session_duration(session: LiveSessionDetail, now: datetime | None = None) -> str:
     """Duration of an ended session; for a running one the time since its start."""
     if session.duration_seconds is not None:
         return fmt_duration(session.duration_seconds)
@@ -118,6 +108,19 @@ def session_duration(session: SessionDetail, now: datetime | None = None) -> str
     return f"{fmt_duration(max(elapsed, 0.0))} (laufend)"
 
 
+def liveness(session: SessionRow, now: datetime) -> str:
+    """How long a running session has run, and what is known of its heartbeat."""
+    elapsed = (utc_instant(now) - utc_instant(session.started_at)).total_seconds()
+    text = f"läuft seit {fmt_duration(max(elapsed, 0.0))}"
+    if session.heartbeat_at is None:
+        return f"{text} · {NO_HEARTBEAT}"
+    age = (utc_instant(now) - utc_instant(session.heartbeat_at)).total_seconds()
+    return f"{text} · Heartbeat vor {fmt_duration(max(age, 0.0))}"
+
+
+_NON_FINITE = {"NaN": "NaN", "Infinity": "∞", "-Infinity": "−∞"}
+
+
 def fmt_value(value: Any) -> str:
     """Render a config or metrics value as compact text; nested values as JSON."""
     if value is None:
@@ -126,6 +129,8 @@ def fmt_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:,.6g}"
+    if isinstance(value, str) and value in _NON_FINITE:  # how the detail model carries them
+        return _NON_FINITE[value]
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     return str(value)
@@ -166,7 +171,7 @@ def datetime_local(value: datetime | None) -> str:
     return utc_instant(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
-def install(env: Environment) -> None:
+def install(env: Environment, real_money_modes: frozenset[str]) -> None:
     """Register the filters and globals the templates use."""
     env.filters.update(
         short_id=short_id,
@@ -189,5 +194,9 @@ def install(env: Environment) -> None:
         query_url=query_url,
         active_filters=active_filters,
         known_modes=KNOWN_MODES,
+        status_order=STATUS_ORDER,
+        real_money_modes=real_money_modes,
+        vocabulary_json=vocabulary_json(real_money_modes),
+        liveness=liveness,
         empty=EMPTY,
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal, get_args
+from datetime import datetime, timedelta
+from typing import Annotated, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
@@ -21,10 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-from src.experiments.live_session_registry import TERMINAL_STATUSES, utc_instant
-from src.experiments.registry_index import IndexSnapshot, SessionHead
+from src.experiments.live_session_record import TERMINAL_STATUSES, utc_instant
+from src.experiments.registry_index import IndexSnapshot
+from src.experiments.session_head import SessionHead
+from src.webui.vocabulary import SESSION_STATUSES, SessionStatus
 
-SessionStatus = Literal["started", "completed", "failed", "aborted"]
 # Timestamps go out as the writer stored them: the Phase 82 API shows naive
 # (UTC) values, which OpenAPI's "date-time" format would call invalid.
 RecordTime = Annotated[
@@ -33,8 +34,7 @@ RecordTime = Annotated[
         {"type": "string", "description": "ISO-8601; without an offset the time is UTC"}
     ),
 ]
-SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
-KNOWN_MODES = ("shadow", "testnet", "paper", "live")
+T = TypeVar("T")
 QuickRange = Literal["today", "7d", "30d"]
 SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
 
@@ -66,7 +66,7 @@ def normalize_status(raw: str, ended: bool) -> SessionStatus:
     """Map any stored status onto the four the panel knows."""
     text = raw.strip().lower()
     if text in SESSION_STATUSES:
-        return text  # type: ignore[return-value]
+        return text
     if text in _STATUS_ALIASES:
         return _STATUS_ALIASES[text]
     # Unknown words: a session with an end did not clearly succeed.
@@ -88,14 +88,15 @@ def is_terminal(head: SessionHead) -> bool:
 
 
 def is_stale(head: SessionHead, now: datetime, stale_after: timedelta) -> bool:
-    """A running session whose writer has been silent too long may have died."""
-    if head_status(head) != "started":
+    """A running session whose heartbeats stopped longer ago than the limit.
+
+    Only a writer that sends heartbeats can be judged: without one (every
+    original writer writes ``started`` once and nothing until the end) the
+    liveness is unknown, which is not the same as stale.
+    """
+    if head.updated_at is None or head_status(head) != "started":
         return False
-    if head.updated_at is not None:
-        last_seen = utc_instant(head.updated_at)
-    else:
-        last_seen = datetime.fromtimestamp(head.stamp.mtime_ns / 1e9, tz=timezone.utc)
-    return now - last_seen > stale_after
+    return now - utc_instant(head.updated_at) > stale_after
 
 
 class SessionQuery(BaseModel):
@@ -183,10 +184,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
     return matches
 
 
-def cached_view(
-    snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], object]
-) -> object:
-    # Results live as long as the snapshot they were computed from.
+def cached_view(snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], T]) -> T:
+    """Compute a view once per snapshot; results die with the snapshot."""
     cache = snapshot.cache
     found = cache.get(key)
     if found is None:
@@ -198,7 +197,7 @@ def cached_view(
                 if len(cache) > 128:
                     cache.clear()
                 found = cache[key] = build()
-    return found
+    return cast(T, found)
 
 
 def filter_sessions(
@@ -213,7 +212,7 @@ def filter_sessions(
         matches = _matcher(query, now)
         return tuple(head for head in snapshot.newest_first() if matches(head))
 
-    return cached_view(snapshot, key, build)  # type: ignore[return-value]
+    return cached_view(snapshot, key, build)
 
 
 _SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
@@ -240,4 +239,4 @@ def sort_sessions(
         present.sort(key=value_of, reverse=query.order == "desc")  # type: ignore[arg-type]
         return (*present, *missing)
 
-    return cached_view(snapshot, key, build)  # type: ignore[return-value]
+    return cached_view(snapshot, key, build)

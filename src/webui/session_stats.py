@@ -10,10 +10,10 @@ from operator import attrgetter
 
 from pydantic import BaseModel
 
-from src.experiments.live_session_registry import utc_instant
-from src.experiments.registry_index import IndexSnapshot, SessionHead
+from src.experiments.live_session_record import utc_instant
+from src.experiments.registry_index import IndexSnapshot
+from src.experiments.session_head import SessionHead
 from src.webui.session_query import (
-    SESSION_STATUSES,
     RecordTime,
     SessionQuery,
     cached_view,
@@ -21,14 +21,23 @@ from src.webui.session_query import (
     is_stale,
     normalize_status,
 )
+from src.webui.vocabulary import SESSION_STATUSES
 
 MAX_CHART_POINTS = 400
 DRAWDOWN_BARS = 40
 
 
 class SessionStats(BaseModel):
-    """How the filtered sessions went, in numbers."""
+    """How the filtered sessions went, in numbers.
 
+    ``total_sessions``, ``total_pnl`` and ``avg_drawdown`` are the original
+    dashboard's keys, kept for its scripts; ``total_pnl`` and
+    ``total_realized_pnl`` add every currency and mode together.
+    """
+
+    total_sessions: int
+    total_pnl: float
+    avg_drawdown: float
     sessions: int
     by_status: dict[str, int]
     by_mode: dict[str, int]
@@ -66,6 +75,7 @@ def session_stats(
         by_mode: dict[str, int] = {}
         running: list[SessionHead] = []
         total, priced, worst = 0.0, 0, -math.inf
+        drawdown_sum, drawdowns = 0.0, 0
         for head in heads:
             word, mode, finished, pnl, drawdown = _STATS_FIELDS(head)
             status = normalize_status(word, finished is not None)
@@ -76,10 +86,15 @@ def session_stats(
             if pnl is not None:
                 total += pnl
                 priced += 1
-            if drawdown is not None and drawdown > worst:
-                worst = drawdown
+            if drawdown is not None:
+                drawdown_sum += drawdown
+                drawdowns += 1
+                worst = max(worst, drawdown)
         ended = len(heads) - by_status["started"]
         stats = SessionStats(
+            total_sessions=len(heads),
+            total_pnl=round(total, 8),
+            avg_drawdown=drawdown_sum / drawdowns if drawdowns else 0.0,
             sessions=len(heads),
             by_status=by_status,
             by_mode={
@@ -96,8 +111,8 @@ def session_stats(
         return stats, tuple(running)
 
     built = cached_view(snapshot, ("stats", *query.filter_key(now)), build)
-    stats: SessionStats = built[0]  # type: ignore[index]
-    running: tuple[SessionHead, ...] = built[1]  # type: ignore[index]
+    stats: SessionStats = built[0]
+    running: tuple[SessionHead, ...] = built[1]
     if not running:
         return stats
     # Staleness moves with the clock, so it is judged per call, over the few running.
@@ -173,4 +188,4 @@ def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) 
             drawdowns=drawdowns,
         )
 
-    return cached_view(snapshot, ("charts", *query.filter_key(now)), build)  # type: ignore[return-value]
+    return cached_view(snapshot, ("charts", *query.filter_key(now)), build)

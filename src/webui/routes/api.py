@@ -10,11 +10,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from src.webui.dependencies import IndexDep, NowDep, QueryDep, SnapshotDep, StaleAfterDep
+from src.webui.dependencies import IndexDep, NowDep, QueryDep, RulesDep, SnapshotDep
 from src.webui.live_track import (
+    LiveSessionDetail,
     LiveSessionSummary,
     LiveTrackView,
-    SessionDetail,
     SessionExportRow,
     count_sessions,
     export_sessions,
@@ -43,17 +43,19 @@ def health() -> Health:
 
 @router.get("/live_sessions", response_model=list[LiveSessionSummary])
 def live_sessions(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, response: Response
+    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep, response: Response
 ) -> list[LiveSessionSummary]:
     """List one page of sessions, newest first unless sorted otherwise."""
     response.headers["X-Total-Count"] = str(count_sessions(snapshot, query, now))
-    return list_sessions(snapshot, query, now)
+    return list_sessions(snapshot, query, now, rules)
 
 
 @router.get("/live_sessions.json", response_model=list[SessionExportRow])
-def export_json(query: QueryDep, snapshot: SnapshotDep, now: NowDep) -> list[SessionExportRow]:
+def export_json(
+    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
+) -> list[SessionExportRow]:
     """Download every session matching the filters (all pages)."""
-    return export_sessions(snapshot, query, now)
+    return export_sessions(snapshot, query, now, rules)
 
 
 EXPORT_COLUMNS = (
@@ -62,6 +64,7 @@ EXPORT_COLUMNS = (
     "status",
     "env_name",
     "symbol",
+    "currency",
     "started_at",
     "ended_at",
     "duration_seconds",
@@ -78,12 +81,12 @@ EXPORT_COLUMNS = (
     response_class=Response,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep) -> Response:
+def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep) -> Response:
     """Download every session matching the filters as CSV."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
-    for row in export_sessions(snapshot, query, now):
+    for row in export_sessions(snapshot, query, now, rules):
         values = row.model_dump(mode="json")
         writer.writerow(["" if values[c] is None else values[c] for c in EXPORT_COLUMNS])
     return Response(
@@ -94,28 +97,26 @@ def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep) -> Response:
 
 
 @router.get("/live_sessions/stats", response_model=SessionStats)
-def stats(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
-) -> SessionStats:
+def stats(query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep) -> SessionStats:
     """Aggregate the filtered sessions: counts, success rate, PnL, drawdown."""
-    return session_stats(snapshot, query, now, stale_after)
+    return session_stats(snapshot, query, now, rules.stale_after)
 
 
 @router.get(
     "/live_sessions/{session_id:session_id}",
-    response_model=SessionDetail,
+    response_model=LiveSessionDetail,
     responses={404: {"model": NotFound, "description": "No session with this id"}},
 )
 def session_detail(
-    session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
-) -> SessionDetail:
+    session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
+) -> LiveSessionDetail:
     """Show everything stored about one session."""
-    return get_session_detail(index, snapshot, session_id, now, stale_after)
+    return get_session_detail(index, snapshot, session_id, now, rules)
 
 
 @router.get("/live_track", response_model=LiveTrackView)
 def live_track(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, stale_after: StaleAfterDep
+    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
 ) -> LiveTrackView:
     """Return everything the dashboard page shows for this query."""
-    return live_track_view(snapshot, query, now, stale_after)
+    return live_track_view(snapshot, query, now, rules)

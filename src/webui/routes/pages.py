@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from src.webui.dependencies import IndexDep, NowDep, QueryDep, SnapshotDep, StaleAfterDep
+from src.webui.dependencies import IndexDep, NowDep, QueryDep, RulesDep, SnapshotDep
 from src.webui.live_track import get_session_detail, live_track_view
 
 router = APIRouter(include_in_schema=False)
@@ -25,10 +25,10 @@ def dashboard(
     query: QueryDep,
     snapshot: SnapshotDep,
     now: NowDep,
-    stale_after: StaleAfterDep,
+    rules: RulesDep,
 ) -> HTMLResponse:
     """Show the Live-Track panel: snapshot tile, stats, charts and sessions."""
-    view = live_track_view(snapshot, query, now, stale_after)
+    view = live_track_view(snapshot, query, now, rules)
     return render(request, "index.html", view=view, query=query)
 
 
@@ -38,10 +38,10 @@ def dashboard_panel(
     query: QueryDep,
     snapshot: SnapshotDep,
     now: NowDep,
-    stale_after: StaleAfterDep,
+    rules: RulesDep,
 ) -> HTMLResponse:
     """Render the panel alone, for the page's live refresh."""
-    view = live_track_view(snapshot, query, now, stale_after)
+    view = live_track_view(snapshot, query, now, rules)
     return render(request, "_live_track_panel.html", view=view, query=query)
 
 
@@ -52,11 +52,11 @@ def session_page(
     index: IndexDep,
     snapshot: SnapshotDep,
     now: NowDep,
-    stale_after: StaleAfterDep,
+    rules: RulesDep,
 ) -> HTMLResponse:
     """Show everything stored about one session."""
-    detail = get_session_detail(index, snapshot, session_id, now, stale_after)
-    return render(request, "session.html", detail=detail)
+    detail = get_session_detail(index, snapshot, session_id, now, rules)
+    return render(request, "session.html", detail=detail, now=now)
 
 
 @router.get("/partials/session/{session_id:session_id}", response_class=HTMLResponse)
@@ -66,8 +66,8 @@ def session_partial(
     index: IndexDep,
     snapshot: SnapshotDep,
     now: NowDep,
-    stale_after: StaleAfterDep,
+    rules: RulesDep,
 ) -> HTMLResponse:
     """Render one session's details alone, for click-to-expand rows."""
-    detail = get_session_detail(index, snapshot, session_id, now, stale_after)
-    return render(request, "_session_detail.html", detail=detail)
+    detail = get_session_detail(index, snapshot, session_id, now, rules)
+    return render(request, "_session_detail.html", detail=detail, now=now)

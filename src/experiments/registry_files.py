@@ -1,0 +1,242 @@
+"""The registry directory on disk: file names, atomic writes, bounded reads, listing.
+
+Everything that touches the registry's files goes through here. Writers
+replace a file atomically, so a reader sees the old record or the new one,
+never half. Readers treat every file as untrusted: they never follow a link,
+never block on a FIFO, and read at most ``MAX_RECORD_BYTES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord, parse_record
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIVE_SESSION_DIR = Path("reports/experiments/live_sessions")
+# The one environment variable that selects the registry, for writers and readers.
+REGISTRY_DIR_ENV = "PEAK_TRADE_LIVE_SESSIONS_DIR"
+
+# Real records are 1-4 KB; anything far larger is a broken or hostile writer.
+MAX_RECORD_BYTES = 1024 * 1024
+RECORD_SUFFIX = ".json"
+
+
+def resolve_registry_dir(base_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Pick the registry: explicit argument, then the environment, then the default."""
+    if base_dir is not None:
+        return Path(base_dir)
+    from_env = os.environ.get(REGISTRY_DIR_ENV)
+    return Path(from_env) if from_env else DEFAULT_LIVE_SESSION_DIR
+
+
+class FileStamp(NamedTuple):
+    """What identifies one version of a file without reading it."""
+
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file in the registry that is not a record, and why."""
+
+    name: str
+    reason: str
+
+
+# --- Names ------------------------------------------------------------------
+
+
+def _safe_component(text: str) -> str:
+    return text.replace("/", "_").replace(":", "_").replace(" ", "_")
+
+
+def record_filename(record: LiveSessionRecord) -> str:
+    """Name the file so that re-registering the same session rewrites it."""
+    stamp = record.started_at.strftime("%Y%m%dT%H%M%S")
+    run_type = _safe_component(record.run_type)
+    return f"{stamp}_{run_type}_{_safe_component(record.session_id)}{RECORD_SUFFIX}"
+
+
+def is_record_name(name: str) -> bool:
+    """Which directory entries may be records: ``*.json``, not hidden (temp files,
+    editor backups). The listing and the file watch both decide by this."""
+    return name.endswith(RECORD_SUFFIX) and not name.startswith(".") and "/" not in name
+
+
+# --- Writing ----------------------------------------------------------------
+
+
+def write_record(record: LiveSessionRecord, directory: Path) -> Path:
+    """Write the record atomically: temp file in the same directory, fsync, rename."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / record_filename(record)
+    payload = record_json(record).encode("utf-8")
+    fd, tmp_name = _create_temp_file(directory)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+def record_json(record: LiveSessionRecord) -> str:
+    """The file's text; a NaN metric becomes null, which every JSON reader accepts."""
+    data = record.to_dict()
+    try:
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_or_null(data), indent=2, ensure_ascii=False)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
+
+
+def _create_temp_file(directory: Path) -> tuple[int, Path]:
+    # Not tempfile.mkstemp: its files are 0600, so a dashboard running as another
+    # user could not read the record. os.open lets the umask decide, like open().
+    while True:
+        tmp_name = directory / f".tmp-{secrets.token_hex(8)}.partial"
+        try:
+            return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp_name
+        except FileExistsError:
+            continue
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename durable across a power cut; not possible on every OS.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --- Reading ----------------------------------------------------------------
+
+
+def read_file(path: str | os.PathLike[str]) -> tuple[bytes, FileStamp]:
+    """Read at most MAX_RECORD_BYTES of a regular file, never following links,
+    and say which version of it was read (from fstat)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InvalidRecord(f"cannot open: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidRecord("not a regular file")
+        if info.st_size > MAX_RECORD_BYTES:
+            raise InvalidRecord(f"too large ({info.st_size} bytes, limit {MAX_RECORD_BYTES})")
+        chunks = []
+        remaining = MAX_RECORD_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as exc:
+        raise InvalidRecord(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    content = b"".join(chunks)
+    if len(content) > MAX_RECORD_BYTES:
+        raise InvalidRecord(f"grew past the limit of {MAX_RECORD_BYTES} bytes while reading")
+    return content, FileStamp(info.st_size, info.st_mtime_ns)
+
+
+def read_record(path: str | os.PathLike[str]) -> tuple[LiveSessionRecord, FileStamp]:
+    """Read and validate one registry file, with the version that was read."""
+    content, stamp = read_file(path)
+    return parse_record(content), stamp
+
+
+# --- Listing ----------------------------------------------------------------
+
+Listing = dict[str, "FileStamp | SkippedFile | None"]
+
+
+def list_registry(
+    directory: Path, names: Iterable[str] | None = None, *, with_stamps: bool = True
+) -> Listing:
+    """The files that may be records, each with its stamp or why it is no record.
+
+    Without ``names`` the directory is listed; with them only those files are
+    looked at (a file watch's report), which costs a few lstat calls, never a
+    listing. ``with_stamps=False`` saves a stat per file on a first load, where
+    reading each file gives its stamp (the value is then None).
+    """
+    found: Listing = {}
+    if names is not None:
+        for name in filter(is_record_name, names):
+            try:
+                info = os.lstat(directory / name)
+            except OSError:
+                continue  # gone: simply not listed
+            found[name] = _classify(name, info.st_mode, _stamp(info))
+        return found
+    for entry in _record_entries(directory):
+        try:
+            if with_stamps:
+                info = entry.stat(follow_symlinks=False)
+                found[entry.name] = _classify(entry.name, info.st_mode, _stamp(info))
+            elif entry.is_symlink():
+                found[entry.name] = _classify(entry.name, stat.S_IFLNK, None)
+            else:
+                mode = stat.S_IFREG if entry.is_file(follow_symlinks=False) else 0
+                found[entry.name] = _classify(entry.name, mode, None)
+        except OSError:
+            continue  # deleted between listing and stat: simply gone
+    return found
+
+
+def _stamp(info: os.stat_result) -> FileStamp:
+    return FileStamp(info.st_size, info.st_mtime_ns)
+
+
+def _classify(name: str, mode: int, stamp: FileStamp | None) -> FileStamp | SkippedFile | None:
+    if stat.S_ISLNK(mode):
+        return SkippedFile(name, "symbolic link (not followed)")
+    if not stat.S_ISREG(mode):
+        return SkippedFile(name, "not a regular file")
+    return stamp
+
+
+def _record_entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return [entry for entry in entries if is_record_name(entry.name)]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        logger.warning("Cannot list live-session registry %s: %s", directory, exc)
+        return []
