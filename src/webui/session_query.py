@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -183,10 +183,17 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
     return matches
 
 
+View = TypeVar("View")
+
+
 def cached_view(
-    snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], object]
-) -> object:
-    # Results live as long as the snapshot they were computed from.
+    snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], View]
+) -> View:
+    """Build a view once per snapshot; its results live as long as the snapshot.
+
+    The key's first element names the view, so one key always holds what the
+    same ``build`` returned: the cast below only restores that type.
+    """
     cache = snapshot.cache
     found = cache.get(key)
     if found is None:
@@ -198,7 +205,7 @@ def cached_view(
                 if len(cache) > 128:
                     cache.clear()
                 found = cache[key] = build()
-    return found
+    return cast(View, found)
 
 
 def filter_sessions(
@@ -213,7 +220,7 @@ def filter_sessions(
         matches = _matcher(query, now)
         return tuple(head for head in snapshot.newest_first() if matches(head))
 
-    return cached_view(snapshot, key, build)  # type: ignore[return-value]
+    return cached_view(snapshot, key, build)
 
 
 _SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
@@ -240,4 +247,4 @@ def sort_sessions(
         present.sort(key=value_of, reverse=query.order == "desc")  # type: ignore[arg-type]
         return (*present, *missing)
 
-    return cached_view(snapshot, key, build)  # type: ignore[return-value]
+    return cached_view(snapshot, key, build)
