@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -58,10 +59,6 @@ def _snapshot(index: Annotated[RegistryIndex, Depends(_index)]) -> IndexSnapshot
     return index.snapshot()
 
 
-def _stale_after(settings: Annotated[Settings, Depends(_settings)]) -> timedelta:
-    return timedelta(seconds=settings.stale_after_seconds)
-
-
 def _now() -> datetime:
     return utcnow()
 
@@ -71,5 +68,31 @@ IndexDep = Annotated[RegistryIndex, Depends(_index)]
 SnapshotDep = Annotated[IndexSnapshot, Depends(_snapshot)]
 UpdatesDep = Annotated[LiveUpdates, Depends(_updates)]
 QueryDep = Annotated[SessionQuery, Query()]
-StaleAfterDep = Annotated[timedelta, Depends(_stale_after)]
 NowDep = Annotated[datetime, Depends(_now)]
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What every view of a request is computed from: one snapshot, one "now", the settings.
+
+    Fixed once per request, so the page and the numbers on it agree even when
+    the registry changes or the clock moves while it renders.
+    """
+
+    index: RegistryIndex
+    snapshot: IndexSnapshot
+    now: datetime
+    settings: Settings
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.stale_after_seconds)
+
+
+def _view(
+    index: IndexDep, snapshot: SnapshotDep, now: NowDep, settings: SettingsDep
+) -> ViewContext:
+    return ViewContext(index=index, snapshot=snapshot, now=now, settings=settings)
+
+
+ViewDep = Annotated[ViewContext, Depends(_view)]
