@@ -1,7 +1,7 @@
 """The Phase 81 live-session registry: one JSON file per trading session.
 
 The file format is a contract with bot code that already writes it (see
-``REGISTRY_FORMAT.md``). Writers replace files atomically, and readers treat
+``docs/registry-format.md``). Writers replace files atomically, and readers treat
 every file as untrusted: a file that is not a valid record is skipped with one
 logged warning, never fatal.
 """
@@ -34,7 +34,7 @@ from src.experiments.live_session_record import (
     utc_instant,
 )
 
-# The interface Phase 81 code imports (REGISTRY_FORMAT.md), plus what the
+# The interface Phase 81 code imports (docs/registry-format.md), plus what the
 # dashboard reads through; the record itself lives in live_session_record.
 __all__ = [
     "DEFAULT_LIVE_SESSION_DIR",

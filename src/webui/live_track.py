@@ -40,7 +40,7 @@ class SessionNotFound(LookupError):
 
 
 class LiveSessionSummary(BaseModel):
-    """One session as the Phase 82 API returns it (the spec's eleven fields)."""
+    """One session as the Phase 82 API returns it (docs/live-track-panel.md's eleven fields)."""
 
     session_id: str
     started_at: RecordTime

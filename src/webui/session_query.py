@@ -26,7 +26,8 @@ from src.experiments.registry_index import IndexSnapshot, SessionHead
 
 SessionStatus = Literal["started", "completed", "failed", "aborted"]
 # Timestamps go out as the writer stored them: the Phase 82 API shows naive
-# (UTC) values, which OpenAPI's "date-time" format would call invalid.
+# (UTC) values (docs/live-track-panel.md, "The JSON API"), which OpenAPI's
+# "date-time" format would call invalid.
 RecordTime = Annotated[
     datetime,
     WithJsonSchema(
