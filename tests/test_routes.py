@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.from_thread import start_blocking_portal
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,7 +64,9 @@ def test_stats_endpoint_wins_over_a_session_named_stats(client: TestClient) -> N
 
 
 def test_events_path_stays_the_event_stream(client: TestClient) -> None:
-    head, first_chunk = anyio.run(open_and_leave, client.app, "/api/live_sessions/events")
+    # A loop of its own in a thread: browser tests may leave one running in this thread.
+    with start_blocking_portal() as portal:
+        head, first_chunk = portal.call(open_and_leave, client.app, "/api/live_sessions/events")
     assert head["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in head["headers"]
     assert b"event: hello" in first_chunk
