@@ -103,10 +103,10 @@ def test_the_wheel_holds_every_module_template_and_static_file(wheel: Path) -> N
 def test_the_installed_package_comes_from_the_wheel(installed: Path) -> None:
     report = "import src.webui.rendering as r; print(r.__file__, r.TEMPLATE_DIR, r.STATIC_DIR)"
     where = _run(installed / "bin" / "python", "-c", report, cwd=installed.parent).split()
-    site_packages = installed.resolve() / "lib"
+    venv_lib = installed.resolve() / "lib"
     assert len(where) == 3
     for path in where:
-        assert Path(path).is_relative_to(site_packages), where
+        assert Path(path).is_relative_to(venv_lib), where
     assert Path(where[1], "index.html").is_file()
     assert Path(where[2], "live-track.css").is_file()
 
