@@ -45,6 +45,7 @@ from src.webui.live_track import (
     summarize,
 )
 from src.webui.session_stats import SessionStats
+from src.webui.session_urls import session_api_url
 from src.webui.settings import Settings
 from src.webui.vocabulary import SESSION_STATUSES
 
@@ -203,9 +204,10 @@ python_json_values = nested(json_scalars | st.floats() | st.just(10**4000), stri
 
 
 def required_texts() -> st.SearchStrategy[str]:
-    # "events" and "stats" are routes that share the detail route's prefix.
-    return (st.text(min_size=1, max_size=12) | st.sampled_from(WORDS)).filter(
-        lambda s: bool(s.strip()) and s not in ("events", "stats")
+    # Our endpoints' names and the escape character: ids that need /api/live_sessions/~...
+    reserved = st.sampled_from(("stats", "events", "~", "~stats"))
+    return (st.text(min_size=1, max_size=12) | st.sampled_from(WORDS) | reserved).filter(
+        lambda s: bool(s.strip())
     )
 
 
@@ -518,9 +520,10 @@ def check_every_endpoint(client: TestClient, files: list[bytes]) -> None:
     for session_id in ids:
         try:
             path = quote(session_id, safe="")
+            api_url = session_api_url(session_id)  # "stats" or "~x" need the escape
         except UnicodeEncodeError:  # a lone surrogate has no URL form
             continue
-        detail = client.get(f"/api/live_sessions/{path}")
+        detail = client.get(api_url)
         assert detail.status_code == 200, detail.text[:500]
         assert LiveSessionDetail.model_validate_json(detail.text).session_id == session_id
         assert client.get(f"/session/{path}").status_code == 200
@@ -573,6 +576,10 @@ EDGE_REGISTRIES = {
     ],
     "lone surrogate in session_id": [edge_file(session_id="\ud800")],
     "lone surrogate in cli_args": [edge_file(cli_args=["--symbol", "\udcff"])],
+    "ids named like our endpoints or escaped": [
+        edge_file(session_id=name)
+        for name in ("stats", "events", "~stats", "~", "live_sessions.csv")
+    ],
     "extreme timestamps": [
         edge_file(session_id="a", started_at="0001-01-01T00:00:00", finished_at=None),
         edge_file(session_id="b", started_at="9999-12-31T23:59:59.999999+14:00"),

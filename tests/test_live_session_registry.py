@@ -61,7 +61,7 @@ def registry_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def spec_example_only(tmp_path: Path) -> Path:
-    """A registry holding only the spec's example record."""
+    """A registry holding only the spec's example record (docs/live-track-panel.md)."""
     target = tmp_path / "live_sessions"
     target.mkdir()
     shutil.copy(DATA_DIR / SPEC_EXAMPLE, target / SPEC_EXAMPLE)

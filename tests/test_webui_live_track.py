@@ -1,5 +1,7 @@
 """Phase 82: the Live-Track panel (model, service, JSON API, dashboard, integration).
 
+What the spec fixes is summarized in ``docs/live-track-panel.md``.
+
 Every test writes its own registry into ``tmp_path`` (through the real Phase 81
 writer unless it needs a broken file) and checks what a user of the API or of
 the page would see.
@@ -44,9 +46,10 @@ SPEC_FIELDS = [
     "report_path",
     "notes",
 ]
-# Phase 85 adds two fields after the spec's eleven (docs/REGISTRY_FORMAT.md).
+# Phase 85 adds two fields after the spec's eleven (docs/registry-format.md).
 SUMMARY_FIELDS = [*SPEC_FIELDS, "duration_seconds", "is_live_warning"]
-# The example response of spec section 4, verbatim, plus Phase 85's two fields.
+# The example response of the spec (docs/live-track-panel.md, "The JSON API"),
+# verbatim, plus Phase 85's two fields.
 SPEC_EXAMPLE = {
     "session_id": "session_20251208_shadow_abc123",
     "started_at": "2024-12-08T12:00:00",
@@ -467,8 +470,8 @@ def test_service_environment_joins_env_name_and_symbol(
         ("failed", "ExchangeError: kraken rejected order: insufficient margin"),
         ("aborted", "KeyboardInterrupt: session interrupted by the operator"),
         ("completed", None),
-        # Spec 3: notes = error. A status word the panel maps (see normalize_status)
-        # is not an error, and "running" is a known alias, not an unknown status.
+        # notes = error (docs/live-track-panel.md). A status word the panel maps (see
+        # normalize_status) is not an error, and "running" is a known alias, not an unknown status.
         ("running", None),
         ("success", None),
     ],

@@ -1,6 +1,7 @@
 """Record a trading session in the registry from bot code.
 
-Phase 81 safety rule: the registry must never take a trading session down.
+Phase 81 safety rule (docs/registry-format.md): the registry must never take a
+trading session down.
 Every registry write here is best effort: a failure (full disk, read-only
 directory) is logged, and the bot's own outcome and exception stay untouched.
 """

@@ -1,7 +1,7 @@
 """The live-session registry: the interface bot code and report scripts import.
 
 These names are a contract with code that already runs against the original
-Peak_Trade module (``docs/REGISTRY_FORMAT.md``), so they keep the original's
+Peak_Trade module (``docs/registry-format.md``), so they keep the original's
 signatures and results. How files are named, written and read lives in
 ``registry_files``; the record itself in ``live_session_record``.
 """

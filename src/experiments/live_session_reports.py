@@ -2,7 +2,7 @@
 
 The original Peak_Trade report script imports these renderers and people read
 what they write, so every line the original wrote is still written
-(``docs/REGISTRY_FORMAT.md``). ``live-track report`` adds totals per currency
+(``docs/registry-format.md``). ``live-track report`` adds totals per currency
 on top through ``totals``; nothing the original showed is dropped.
 """
 

@@ -8,37 +8,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.experiments.registry_index import RegistryIndex
-from src.webui import presentation
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
-from src.webui.charts import drawdown_chart, pnl_chart
 from src.webui.live_track import SessionNotFound, SessionRules
 from src.webui.live_updates import LiveUpdates
+from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, pages
 from src.webui.security import SecurityHeaders
 from src.webui.settings import Settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DIR = PROJECT_ROOT / "templates" / "peak_trade_dashboard"
-STATIC_DIR = PROJECT_ROOT / "static"
-
-
-def _templates(rules: SessionRules) -> Jinja2Templates:
-    templates = Jinja2Templates(directory=TEMPLATE_DIR)
-    presentation.install(templates.env, rules.real_money_modes)
-    templates.env.globals.update(pnl_chart=pnl_chart, drawdown_chart=drawdown_chart)
-    return templates
 
 
 def _wants_json(request: Request) -> bool:
@@ -46,7 +32,7 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
-    return pages.render(request, "error.html", status_code=status_code, message=message)
+    return render(request, "error.html", status_code=status_code, message=message)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -105,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.index = index
     app.state.updates = updates
     app.state.rules = rules
-    app.state.templates = _templates(rules)
+    app.state.templates = build_templates(rules)
     if settings.auth_token is not None:
         app.add_middleware(TokenAuth, token=settings.auth_token.get_secret_value())
         app.state.login_throttle = LoginThrottle()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -58,11 +59,6 @@ def _snapshot(index: Annotated[RegistryIndex, Depends(_index)]) -> IndexSnapshot
     return index.snapshot()
 
 
-def _rules(request: Request) -> SessionRules:
-    rules: SessionRules = request.app.state.rules
-    return rules
-
-
 def _now() -> datetime:
     return utcnow()
 
@@ -72,5 +68,29 @@ IndexDep = Annotated[RegistryIndex, Depends(_index)]
 SnapshotDep = Annotated[IndexSnapshot, Depends(_snapshot)]
 UpdatesDep = Annotated[LiveUpdates, Depends(_updates)]
 QueryDep = Annotated[SessionQuery, Query()]
-RulesDep = Annotated[SessionRules, Depends(_rules)]
 NowDep = Annotated[datetime, Depends(_now)]
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What every view of a request is computed from: one snapshot, one "now", the settings.
+
+    Fixed once per request, so the page and the numbers on it agree even when
+    the registry changes or the clock moves while it renders.
+    """
+
+    index: RegistryIndex
+    snapshot: IndexSnapshot
+    now: datetime
+    settings: Settings
+    rules: SessionRules
+
+
+def _view(
+    request: Request, index: IndexDep, snapshot: SnapshotDep, now: NowDep, settings: SettingsDep
+) -> ViewContext:
+    rules: SessionRules = request.app.state.rules
+    return ViewContext(index=index, snapshot=snapshot, now=now, settings=settings, rules=rules)
+
+
+ViewDep = Annotated[ViewContext, Depends(_view)]

@@ -63,9 +63,13 @@ class SessionNotFound(LookupError):
         self.session_id = session_id
 
 
-# Optional[...] spelled as in the Phase 82 spec (docs/PHASE_82_LIVE_TRACK_PANEL.md).
+# Optional[...] spelled as in the Phase 82 spec (docs/live-track-panel.md).
 class LiveSessionSummary(BaseModel):
-    """One session as the Phase 82 API returns it, plus Phase 85's two fields."""
+    """One session as the Phase 82 API returns it, plus Phase 85's two fields.
+
+    See docs/live-track-panel.md for the eleven fields and docs/registry-format.md
+    for the two Phase 85 adds.
+    """
 
     session_id: str
     started_at: RecordTime
@@ -370,7 +374,7 @@ def pnl_totals(heads: Iterable[SessionHead], rules: SessionRules) -> list[PnlTot
     ]
 
 
-# --- Programmatic use (docs/PHASE_82_LIVE_TRACK_PANEL.md, "Nutzung") ------------
+# --- Programmatic use (docs/live-track-panel.md) -------------------------------
 
 _shared_indexes: dict[Path, RegistryIndex] = {}
 _shared_lock = threading.Lock()

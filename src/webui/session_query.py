@@ -27,14 +27,14 @@ from src.experiments.session_head import SessionHead
 from src.webui.vocabulary import SESSION_STATUSES, SessionStatus
 
 # Timestamps go out as the writer stored them: the Phase 82 API shows naive
-# (UTC) values, which OpenAPI's "date-time" format would call invalid.
+# (UTC) values (docs/live-track-panel.md, "The JSON API"), which OpenAPI's
+# "date-time" format would call invalid.
 RecordTime = Annotated[
     datetime,
     WithJsonSchema(
         {"type": "string", "description": "ISO-8601; without an offset the time is UTC"}
     ),
 ]
-T = TypeVar("T")
 QuickRange = Literal["today", "7d", "30d"]
 SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
 
@@ -184,8 +184,17 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
     return matches
 
 
-def cached_view(snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], T]) -> T:
-    """Compute a view once per snapshot; results die with the snapshot."""
+View = TypeVar("View")
+
+
+def cached_view(
+    snapshot: IndexSnapshot, key: tuple[object, ...], build: Callable[[], View]
+) -> View:
+    """Build a view once per snapshot; its results live as long as the snapshot.
+
+    The key's first element names the view, so one key always holds what the
+    same ``build`` returned: the cast below only restores that type.
+    """
     cache = snapshot.cache
     found = cache.get(key)
     if found is None:
@@ -197,7 +206,7 @@ def cached_view(snapshot: IndexSnapshot, key: tuple[object, ...], build: Callabl
                 if len(cache) > 128:
                     cache.clear()
                 found = cache[key] = build()
-    return cast(T, found)
+    return cast(View, found)
 
 
 def filter_sessions(

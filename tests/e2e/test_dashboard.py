@@ -1,4 +1,4 @@
-"""The Phase 82 panel as a trader sees it in a real browser (spec §5)."""
+"""The Phase 82 panel as a trader sees it in a real browser (docs/live-track-panel.md)."""
 
 from __future__ import annotations
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from src.webui.dependencies import IndexDep, NowDep, QueryDep, RulesDep, SnapshotDep
+from src.webui.dependencies import QueryDep, ViewDep
 from src.webui.live_track import (
     LiveSessionDetail,
     LiveSessionSummary,
@@ -23,6 +23,7 @@ from src.webui.live_track import (
     live_track_view,
 )
 from src.webui.session_stats import SessionStats, session_stats
+from src.webui.session_urls import RESERVED_SESSION_NAMES
 
 router = APIRouter(prefix="/api", tags=["live sessions"])
 
@@ -42,20 +43,16 @@ def health() -> Health:
 
 
 @router.get("/live_sessions", response_model=list[LiveSessionSummary])
-def live_sessions(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep, response: Response
-) -> list[LiveSessionSummary]:
+def live_sessions(query: QueryDep, view: ViewDep, response: Response) -> list[LiveSessionSummary]:
     """List one page of sessions, newest first unless sorted otherwise."""
-    response.headers["X-Total-Count"] = str(count_sessions(snapshot, query, now))
-    return list_sessions(snapshot, query, now, rules)
+    response.headers["X-Total-Count"] = str(count_sessions(view.snapshot, query, view.now))
+    return list_sessions(view.snapshot, query, view.now, view.rules)
 
 
 @router.get("/live_sessions.json", response_model=list[SessionExportRow])
-def export_json(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
-) -> list[SessionExportRow]:
+def export_json(query: QueryDep, view: ViewDep) -> list[SessionExportRow]:
     """Download every session matching the filters (all pages)."""
-    return export_sessions(snapshot, query, now, rules)
+    return export_sessions(view.snapshot, query, view.now, view.rules)
 
 
 EXPORT_COLUMNS = (
@@ -81,12 +78,12 @@ EXPORT_COLUMNS = (
     response_class=Response,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep) -> Response:
+def export_csv(query: QueryDep, view: ViewDep) -> Response:
     """Download every session matching the filters as CSV."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
-    for row in export_sessions(snapshot, query, now, rules):
+    for row in export_sessions(view.snapshot, query, view.now, view.rules):
         values = row.model_dump(mode="json")
         writer.writerow(["" if values[c] is None else values[c] for c in EXPORT_COLUMNS])
     return Response(
@@ -97,26 +94,35 @@ def export_csv(query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: Rules
 
 
 @router.get("/live_sessions/stats", response_model=SessionStats)
-def stats(query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep) -> SessionStats:
+def stats(query: QueryDep, view: ViewDep) -> SessionStats:
     """Aggregate the filtered sessions: counts, success rate, PnL, drawdown."""
-    return session_stats(snapshot, query, now, rules.stale_after)
+    return session_stats(view.snapshot, query, view.now, view.rules.stale_after)
 
 
+_RESERVED = ", ".join(f"`{name}`" for name in sorted(RESERVED_SESSION_NAMES))
+SessionRef = Annotated[
+    str,
+    Path(
+        description=(
+            f"The session id. Prefix it with `~` when it is {_RESERVED} (our endpoints"
+            " beside this one) or starts with `~`: `~stats` is the session named `stats`."
+        )
+    ),
+]
+
+
+# Declared after the literal paths above (and the event stream's router), which win.
 @router.get(
-    "/live_sessions/{session_id:session_id}",
+    "/live_sessions/{session_id:session_ref}",
     response_model=LiveSessionDetail,
     responses={404: {"model": NotFound, "description": "No session with this id"}},
 )
-def session_detail(
-    session_id: str, index: IndexDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
-) -> LiveSessionDetail:
+def session_detail(session_id: SessionRef, view: ViewDep) -> LiveSessionDetail:
     """Show everything stored about one session."""
-    return get_session_detail(index, snapshot, session_id, now, rules)
+    return get_session_detail(view.index, view.snapshot, session_id, view.now, view.rules)
 
 
 @router.get("/live_track", response_model=LiveTrackView)
-def live_track(
-    query: QueryDep, snapshot: SnapshotDep, now: NowDep, rules: RulesDep
-) -> LiveTrackView:
+def live_track(query: QueryDep, view: ViewDep) -> LiveTrackView:
     """Return everything the dashboard page shows for this query."""
-    return live_track_view(snapshot, query, now, rules)
+    return live_track_view(view.snapshot, query, view.now, view.rules)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from src.webui.routes.pages import render
+from src.webui.rendering import render
 
 router = APIRouter(include_in_schema=False)
 

@@ -15,7 +15,7 @@ from src.webui.auth import (
     token_matches,
 )
 from src.webui.dependencies import SettingsDep
-from src.webui.routes.pages import render
+from src.webui.rendering import render
 
 router = APIRouter(include_in_schema=False)
 
