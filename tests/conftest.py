@@ -1,12 +1,19 @@
-"""Settings shared by the whole test suite."""
+"""Fixtures shared by the whole test suite (the helpers behind them: tests/support.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import hypothesis.core
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis.vendor import pretty
+
+from src.webui.app import create_app
+from src.webui.settings import Settings
+from tests.support import LiveServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,3 +27,56 @@ def readable_failing_examples() -> Iterator[None]:
     hypothesis.core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[misc]
     yield
     hypothesis.core.RepresentationPrinter = patched  # type: ignore[misc]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    """An empty registry directory in the test's own temporary directory."""
+    directory = tmp_path / "live_sessions"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def app_client() -> Iterator[Callable[..., TestClient]]:
+    """``app_client(registry, **settings)``: the app in-process, lifespan included."""
+    opened: list[TestClient] = []
+
+    def open_client(registry: Path, **settings: Any) -> TestClient:
+        settings.setdefault("watch", False)
+        client = TestClient(create_app(Settings(registry_dir=registry, **settings)))
+        opened.append(client.__enter__())
+        return client
+
+    yield open_client
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def live_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., LiveServer]]:
+    """``live_server(registry, env=..., command=...)``: real servers, stopped at the end.
+
+    A failing test's report carries each server's log.
+    """
+    servers: list[LiveServer] = []
+    request.node.live_servers = servers  # read by pytest_runtest_makereport below
+
+    def start(registry: Path, **options: Any) -> LiveServer:
+        server = LiveServer(registry, **options)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach each live server's log to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for number, server in enumerate(getattr(item, "live_servers", [])):
+            report.sections.append((f"live server {number} log", server.log()))

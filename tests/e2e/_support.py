@@ -1,17 +1,16 @@
-"""Small types the browser tests share: a running server, the page's complaints."""
+"""What the browser tests share beside tests/support.py: the page's complaints, ids."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from playwright.sync_api import ConsoleMessage, Page
 
 from src.experiments.live_session_registry import LiveSessionRecord
+from tests.support import make_session, utc_now
 
 # The UI is German: look at it the way a trader in Frankfurt does.
 TRADER_CONTEXT: dict[str, Any] = {
@@ -19,22 +18,6 @@ TRADER_CONTEXT: dict[str, Any] = {
     "locale": "de-DE",
     "timezone_id": "Europe/Berlin",
 }
-
-
-@dataclass
-class LiveServer:
-    """One running dashboard process and the registry it reads."""
-
-    base_url: str
-    registry: Path
-    stderr_path: Path
-    process: subprocess.Popen[bytes]
-
-    def url(self, path: str = "/") -> str:
-        return self.base_url + path
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
 
 @dataclass
@@ -62,24 +45,18 @@ def new_session(
     realized_pnl: float | None = -42.5,
     error: str | None = None,
 ) -> LiveSessionRecord:
-    """A session that started a minute ago, shaped like the ones a bot writes."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-    ended = status != "started"
-    return LiveSessionRecord(
-        session_id=session_id,
-        run_id=f"run_{session_id}",
-        run_type=f"live_session_{mode}",
+    """A session that started a minute ago and sends heartbeats, as our own writer does."""
+    now = utc_now()
+    return make_session(
+        session_id,
         mode=mode,
-        env_name="kraken_spot",
-        symbol="BTC/USDT",
         status=status,
         started_at=now - timedelta(minutes=1),
-        finished_at=now if ended else None,
-        config={"strategy": {"name": "ma_crossover"}},
+        finished_at=None if status == "started" else now,
+        run_id=f"run_{session_id}",
+        env_name="kraken_spot",
         metrics={"realized_pnl": realized_pnl, "max_drawdown": 0.031, "num_orders": 4},
-        cli_args=["python", "scripts/run_live_session.py", f"--mode={mode}"],
         error=error,
-        created_at=now - timedelta(minutes=1),
         updated_at=now,
     )
 

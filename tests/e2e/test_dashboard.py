@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e._support import TRADER_CONTEXT, LiveServer, PageProblems, assert_abbreviates
+from tests.e2e._support import TRADER_CONTEXT, PageProblems, assert_abbreviates
+from tests.support import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,8 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from tests.e2e._support import TRADER_CONTEXT, LiveServer, PageProblems
+from tests.e2e._support import TRADER_CONTEXT, PageProblems
+from tests.support import LiveServer
 
 pytestmark = pytest.mark.browser
 

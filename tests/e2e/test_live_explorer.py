@@ -18,12 +18,12 @@ from src.experiments.live_session_registry import (
 )
 from tests.e2e._support import (
     TRADER_CONTEXT,
-    LiveServer,
     PageProblems,
     assert_abbreviates,
     new_session,
     unique_id,
 )
+from tests.support import LiveServer
 
 pytestmark = pytest.mark.browser
 
