@@ -7,10 +7,12 @@ README ("Limits") and each one can be raised with a ``LIVE_TRACK_*`` variable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from src.webui.settings import Settings
@@ -25,18 +27,54 @@ RATE_LIMITED_LOGGERS = ("asyncio", "uvicorn.error")
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for the first request's headers.
+    """uvicorn's h11 protocol with a deadline for each request's headers.
 
-    uvicorn arms its keep-alive timeout only after a response, so a
-    connection that never finishes its first request line and headers would
-    hold a file descriptor forever; here the same timeout runs from accept.
+    uvicorn arms its keep-alive timeout only after a response and disarms it
+    on any received byte, so a connection that never finishes its request
+    line and headers (or dribbles them a byte at a time) would hold a file
+    descriptor forever. Here the headers must be complete within the
+    keep-alive timeout, counted from accept and from each response's end.
     """
+
+    _header_deadline: asyncio.TimerHandle | None = None
+    _cycle_when_armed: object = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        self._arm_header_deadline()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._header_deadline is not None and self.cycle is not self._cycle_when_armed:
+            self._header_deadline.cancel()  # a new request's headers are complete
+            self._header_deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        self._cycle_when_armed = self.cycle
+        self._header_deadline = self.loop.call_later(
+            self.timeout_keep_alive, self._headers_too_slow
         )
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        in_flight = self.cycle is not None and not self.cycle.response_complete
+        if in_flight or self.transport.is_closing():
+            return
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
 
 
 class RepeatedLogFilter(logging.Filter):
