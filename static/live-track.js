@@ -203,6 +203,9 @@
       source.addEventListener("update", function (event) {
         var data = JSON.parse(event.data);
         (data.ended || []).forEach(announce);
+        if (data.ended_more > 0) { // capped per update: one summary instead of a flood
+          showToast("Weitere Sessions beendet", "+" + data.ended_more + " weitere Session(s) beendet – siehe Tabelle.", { status: "completed", mode: "" });
+        }
         refresh();
       });
       source.onerror = function () {

@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -129,7 +129,11 @@ def read_heads(
         try:
             record, stamp = read_stamped_record(path)
         except InvalidRecord as exc:
-            results.append((listed or _stamp_of(path) or UNREADABLE, SkippedFile(name, str(exc))))
+            # An I/O error (permission denied, too many open files) may pass:
+            # a stamp no real file has makes every reconciliation try again.
+            # A parse error waits until the file changes.
+            seen = RETRY if _is_io_error(exc) else listed or _stamp_of(path) or UNREADABLE
+            results.append((seen, SkippedFile(name, str(exc))))
         else:
             results.append((stamp, SessionHead.from_record(name, stamp, record)))
     return results
@@ -147,6 +151,8 @@ class IndexSnapshot:
     loaded: bool = False
     progress: tuple[int, int] = (0, 0)
     by_id: dict[str, SessionHead] = field(default_factory=dict)
+    # Since when the directory cannot be listed (UTC); the sessions are the last good state.
+    unreadable_since: datetime | None = None
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
     build_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -171,6 +177,8 @@ class RegistryIndex:
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
         self._loaded = threading.Event()
         self._load_started = False
+        self._listed_once = False
+        self._unreadable_since: datetime | None = None
 
     # --- reading ---------------------------------------------------------
 
@@ -206,7 +214,16 @@ class RegistryIndex:
         # On the first load every file is new, and reading it gives its stamp.
         lister = list_candidates if self._stamps else list_candidate_names
         listing: Mapping[str, FileStamp | SkippedFile | None] = lister(self.directory)
+        # A failed listing looks empty: never read that as "every session deleted".
+        problem = None if listing else directory_problem(self.directory, self._listed_once)
         with self._lock:
+            if problem is not None:
+                return self._keep_last_good_state(problem)
+            self._listed_once = True
+            recovered = self._unreadable_since is not None
+            if recovered:
+                logger.warning("Live-session registry %s is readable again", self.directory)
+                self._unreadable_since = None
             changed = [
                 name
                 for name, seen in listing.items()
@@ -222,7 +239,7 @@ class RegistryIndex:
                 if name not in listing and not os.path.lexists(self.directory / name)
             ]
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
-            if changed or gone or not self._loaded.is_set():
+            if changed or gone or recovered or not self._loaded.is_set():
                 self._publish(loaded=True)
             self._loaded.set()
             self._load_started = True
@@ -241,10 +258,26 @@ class RegistryIndex:
         with self._lock:
             changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
             gone = [n for n in wanted if n not in listing and n in self._stamps]
+            if gone and directory_problem(self.directory, listed_before=True):
+                gone = []  # the directory went away, not the files: keep the last state
             changes = self._apply(listing, changed, gone, progress_total=0)
             if changed or gone:
                 self._publish(loaded=self._loaded.is_set())
             return changes
+
+    def _keep_last_good_state(self, problem: str) -> list[SessionChange]:
+        """Keep every session as last seen and say since when the registry is unreadable."""
+        if self._unreadable_since is None:
+            logger.warning(
+                "Cannot list live-session registry %s (%s); showing the last good state",
+                self.directory,
+                problem,
+            )
+            self._unreadable_since = datetime.now(timezone.utc)
+            self._publish(loaded=True)
+        self._loaded.set()
+        self._load_started = True
+        return []
 
     def _apply(
         self,
@@ -305,7 +338,10 @@ class RegistryIndex:
             self._remove_ordered(before)
         after = None
         if isinstance(head, SkippedFile):
-            logger.warning("Skipping live-session file %s: %s", self.directory / name, head.reason)
+            if self._skipped.get(name) != head:  # retried I/O errors: one warning each
+                logger.warning(
+                    "Skipping live-session file %s: %s", self.directory / name, head.reason
+                )
             self._skipped[name] = head
         else:
             self._skipped.pop(name, None)
@@ -358,12 +394,39 @@ class RegistryIndex:
             loaded=loaded,
             progress=(total, total),
             by_id=dict(self._by_id),
+            unreadable_since=self._unreadable_since,
         )
 
 
 BULK_RESORT = 256
 # Stamp for a file that could not even be stat'ed: differs from any real one.
 UNREADABLE = FileStamp(-1, -1)
+# Stamp for a file whose read failed with an I/O error: read again next time.
+RETRY = FileStamp(-2, -2)
+
+
+def _is_io_error(exc: InvalidRecord) -> bool:
+    """Whether the read failed in the OS (retry) rather than in the content (wait).
+
+    The storage layer raises InvalidRecord ``from None`` inside its OSError
+    handlers, which keeps the OSError as the exception's context.
+    """
+    return isinstance(exc.__context__, OSError)
+
+
+def directory_problem(directory: Path, listed_before: bool) -> str | None:
+    """Why the registry directory cannot be listed now, or None when it can.
+
+    A directory that never existed is an empty registry (a fresh install);
+    one that existed and is gone now (deleted, unmounted) is a problem.
+    """
+    try:
+        with os.scandir(directory):
+            return None
+    except FileNotFoundError as exc:
+        return (exc.strerror or str(exc)) if listed_before else None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _order(head: SessionHead) -> tuple[float, str]:
