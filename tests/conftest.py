@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import hypothesis.core
 import pytest
 from hypothesis.vendor import pretty
 
-
-@pytest.fixture(autouse=True)
-def test_client_host_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let Starlette's TestClient (``Host: testserver``) through the Host check.
-
-    The default allow-list (localhost, 127.0.0.1, [::1]) stays as it is;
-    tests of the Host check itself remove this variable.
-    """
-    monkeypatch.setenv("LIVE_TRACK_ALLOWED_HOSTS", "testserver")
+# Let Starlette's TestClient (``Host: testserver``) through the Host check, also
+# for apps built at import time (tests/test_fuzz.py). The default allow-list
+# (localhost, 127.0.0.1, [::1]) stays as it is; tests of the Host check itself
+# remove this variable.
+os.environ["LIVE_TRACK_ALLOWED_HOSTS"] = "testserver"
 
 
 @pytest.fixture(scope="session", autouse=True)

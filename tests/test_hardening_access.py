@@ -8,10 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
@@ -29,6 +30,7 @@ from src.webui.settings import Settings
 TOKEN = "s3cret-token-for-tests"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BEARER_WRONG = {"Authorization": "Bearer wrong-guess"}
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -58,6 +60,13 @@ def login_form(token: str) -> dict[str, Any]:
         "content": f"token={token}&next=/",
         "headers": {"content-type": "application/x-www-form-urlencoded"},
     }
+
+
+def run_in_fresh_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: Playwright's sync API (tests/e2e)
+    leaves an event loop running in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=60)
 
 
 # --- 1. Bearer guesses count with failed logins ---------------------------------
@@ -237,7 +246,7 @@ def test_slow_login_bodies_cannot_race_the_throttle(registry: Path) -> None:
         release.set()
         return await asyncio.wait_for(asyncio.gather(*guesses), 10)
 
-    statuses = asyncio.run(attack())
+    statuses = run_in_fresh_loop(attack())
     assert sorted(statuses) == [401] * 5 + [429] * 7
 
 

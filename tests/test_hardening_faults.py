@@ -3,7 +3,6 @@ errors, a replaced directory, extreme dates, CSV formulas and a slow disk."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import errno
 import io
@@ -29,6 +28,7 @@ from src.experiments.registry_index import RegistryIndex
 from src.webui.app import create_app
 from src.webui.live_updates import MAX_ENDED_PER_UPDATE, LiveUpdates
 from src.webui.settings import Settings
+from tests.test_hardening_access import run_in_fresh_loop
 from tests.test_live_updates import RunningServer, api_ids, wait_for
 
 NOW = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -156,7 +156,7 @@ def test_only_recent_ends_are_announced_with_a_cap_and_a_summary(tmp_path: Path)
         updates.publish(changes)
         return await queue.get()
 
-    event = asyncio.run(publish())
+    event = run_in_fresh_loop(publish())
     assert len(event["ended"]) == MAX_ENDED_PER_UPDATE
     assert all(item["session_id"].startswith("new-") for item in event["ended"])
     assert event["ended_more"] == 7

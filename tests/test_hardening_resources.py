@@ -24,7 +24,7 @@ from src.webui.server import (
     uvicorn_options,
 )
 from src.webui.settings import Settings
-from tests.test_hardening_access import Server
+from tests.test_hardening_access import Server, run_in_fresh_loop
 from tests.test_live_updates import EventStream
 
 TOKEN = "s3cret-token-for-tests"
@@ -79,13 +79,13 @@ def protected_app(tmp_path: Path) -> Any:
 
 
 def test_declared_oversized_login_body_is_refused_unread(protected_app: Any) -> None:
-    status, consumed = asyncio.run(post_login(protected_app, 16 * 1024 * 1024, True))
+    status, consumed = run_in_fresh_loop(post_login(protected_app, 16 * 1024 * 1024, True))
     assert status == 413
     assert consumed == 0
 
 
 def test_streamed_oversized_login_body_is_cut_off_at_the_cap(protected_app: Any) -> None:
-    status, consumed = asyncio.run(post_login(protected_app, 16 * 1024 * 1024, False))
+    status, consumed = run_in_fresh_loop(post_login(protected_app, 16 * 1024 * 1024, False))
     assert status == 413
     assert consumed <= MAX_FORM_BYTES + CHUNK  # read stops at the first chunk past the cap
 
