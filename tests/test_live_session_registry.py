@@ -479,7 +479,8 @@ def session_kwargs(base_dir: Path, **extra: Any) -> dict[str, Any]:
 
 
 def only_record(base_dir: Path) -> dict[str, Any]:
-    (path,) = base_dir.iterdir()
+    # *.json: a background heartbeat may have its temporary file open beside it.
+    (path,) = base_dir.glob("*.json")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
@@ -584,7 +585,8 @@ def test_set_metrics_writes_a_heartbeat_while_running(
 
     with live_session(**session_kwargs(tmp_path, heartbeat_seconds=0)) as session:
         session.set_metrics(realized_pnl=5.0)
-        # Written off the bot's thread (issue 12): wait for it, bounded.
+        # Written off the bot's thread (issue 12): wait for it, bounded; a
+        # temporary file may sit beside the record while the write runs.
         deadline = time.monotonic() + 10
         while (running := only_record(tmp_path))["metrics"] != {"realized_pnl": 5.0}:
             assert time.monotonic() < deadline, "heartbeat never written"

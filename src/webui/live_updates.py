@@ -175,6 +175,7 @@ class LiveUpdates:
         from watchfiles import awatch
 
         directory: Path = self.index.directory
+        root = os.path.abspath(directory)
         lost = False
         while True:
             if not directory.is_dir():
@@ -197,7 +198,11 @@ class LiveUpdates:
                 ):
                     # inotify watches the directory's inode: once it is deleted or
                     # replaced, no event ever comes again, so check it ourselves.
-                    if directory_identity(directory) != watched:
+                    # A recreated directory may reuse the inode number, hence the
+                    # directory's own deletion event counts too.
+                    if directory_identity(directory) != watched or any(
+                        os.path.abspath(path) == root for _, path in batch
+                    ):
                         logger.warning(
                             "Registry directory %s was removed or replaced; "
                             "re-establishing the watch",
