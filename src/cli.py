@@ -348,7 +348,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**{key: value for key, value in given.items() if value is not None})
     except ValidationError as exc:
-        print(f"Invalid dashboard settings:\n{exc}", file=sys.stderr)
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        print(f"Invalid dashboard settings:\n{problems}", file=sys.stderr)
         return 2
     token = settings.auth_token.get_secret_value() if settings.auth_token else ""
     if not settings.is_loopback and not token:
@@ -361,11 +365,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
 
-    import uvicorn
+    from src.webui.server import run_server
 
-    from src.webui.app import create_app
-
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    run_server(settings)
     return 0
 
 

@@ -228,6 +228,9 @@
         var data = JSON.parse(event.data);
         (data.ended || []).forEach(announce);
         (data.stale || []).forEach(announceStale);
+        if (data.ended_more > 0) { // capped per update: one summary instead of a flood
+          showToast("Weitere Sessions beendet", "+" + data.ended_more + " weitere Session(s) beendet – siehe Tabelle.", { status: "completed", mode: "" });
+        }
         refresh();
       });
       source.onerror = function () {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from hypothesis.vendor import pretty
 from src.webui.app import create_app
 from src.webui.settings import Settings
 from tests.support import LiveServer
+
+# Let Starlette's TestClient (``Host: testserver``) through the Host check, also
+# for apps built at import time (tests/test_fuzz.py). The default allow-list
+# (localhost, 127.0.0.1, [::1]) stays as it is; tests of the Host check itself
+# remove this variable.
+os.environ["LIVE_TRACK_ALLOWED_HOSTS"] = "testserver"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -163,7 +163,8 @@ def test_set_metrics_normalizes_what_bots_send(registry: Path) -> None:
             risk_status="green",
             by_leg={"long": Decimal("3"), "short": [np.int32(1), "2.5"]},
         )
-        written = json.loads(session.path.read_text())["metrics"]  # type: ignore[union-attr]
+    assert session.path is not None
+    written = json.loads(session.path.read_text())["metrics"]
     assert written == {
         "realized_pnl": 12.5,
         "fees": 0.25,

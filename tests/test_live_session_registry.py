@@ -474,7 +474,8 @@ def session_kwargs(base_dir: Path, **extra: Any) -> dict[str, Any]:
 
 
 def only_record(base_dir: Path) -> dict[str, Any]:
-    (path,) = base_dir.iterdir()
+    # *.json: a background heartbeat may have its temporary file open beside it.
+    (path,) = base_dir.glob("*.json")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
@@ -551,7 +552,9 @@ def test_registry_failure_does_not_change_the_bots_result(
 
     assert run_bot() == "traded"
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 3  # started, heartbeat, completed: each logged, none raised
+    # started and completed, plus the heartbeat unless the final write took it
+    # over (coalesced, issue 12): each logged, none raised.
+    assert len(errors) in (2, 3)
     assert all("Could not write live-session record" in message for message in errors)
 
 
@@ -577,7 +580,12 @@ def test_set_metrics_writes_a_heartbeat_while_running(
 
     with live_session(**session_kwargs(tmp_path, heartbeat_seconds=0)) as session:
         session.set_metrics(realized_pnl=5.0)
-        running = only_record(tmp_path)
+        # Written off the bot's thread (issue 12): wait for it, bounded; a
+        # temporary file may sit beside the record while the write runs.
+        deadline = time.monotonic() + 10
+        while (running := only_record(tmp_path))["metrics"] != {"realized_pnl": 5.0}:
+            assert time.monotonic() < deadline, "heartbeat never written"
+            time.sleep(0.01)
 
     assert running["status"] == "started"
     assert running["started_at"] == "2025-12-08T12:00:00"
@@ -909,7 +917,7 @@ def test_cli_serve_options_win_over_env_vars(
             "--port",
             "8123",
             "--auth-token",
-            "s3cret",
+            "s3cret-of-16-chars",
         ]
     )
 
@@ -918,13 +926,13 @@ def test_cli_serve_options_win_over_env_vars(
     _, settings = call["app"]
     assert (call["host"], call["port"]) == ("0.0.0.0", 8123)
     assert settings.registry_dir == tmp_path
-    assert settings.auth_token.get_secret_value() == "s3cret"
+    assert settings.auth_token.get_secret_value() == "s3cret-of-16-chars"
 
 
 def test_cli_serve_accepts_the_token_from_the_environment(
     fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIVE_TRACK_AUTH_TOKEN", "from-env")
+    monkeypatch.setenv("LIVE_TRACK_AUTH_TOKEN", "from-env-16-chars-long")
 
     assert cli.main(["serve", "--host", "0.0.0.0"]) == 0
     assert len(fake_server.calls) == 1

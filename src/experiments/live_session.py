@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -34,7 +35,13 @@ def _now() -> datetime:
 
 
 class LiveSessionHandle:
-    """The running session as the bot sees it: metrics in, heartbeats out."""
+    """The running session as the bot sees it: metrics in, heartbeats out.
+
+    Heartbeat and metric writes never run on the bot's thread: they mark the
+    record dirty and a writer thread stores it, at most once per heartbeat
+    interval, so a slow disk (a 2 s fsync) costs the trading loop nothing.
+    The first and the final write are synchronous and durable (fsync).
+    """
 
     def __init__(
         self,
@@ -47,39 +54,81 @@ class LiveSessionHandle:
         self._heartbeat_seconds = heartbeat_seconds
         self._last_write = float("-inf")
         self.path: Path | None = None
+        self._record_lock = threading.Lock()  # held only to copy or change the record
+        self._io_lock = threading.Lock()  # one write at a time; the final one last
+        self._dirty = threading.Event()
+        self._closing = threading.Event()
+        self._writer: threading.Thread | None = None
 
     def set_metrics(self, **metrics: Any) -> None:
-        """Merge metrics; write a heartbeat when the last write is old enough.
+        """Merge metrics; they are written with the next heartbeat, off this thread.
 
         Values come from exchange APIs and numeric libraries: ``Decimal``, numpy
         scalars and numbers sent as text are stored as plain numbers; a value
         JSON cannot hold is dropped with a warning, so it never breaks a write.
         """
-        for key, value in metrics.items():
-            try:
-                self.record.metrics[key] = metric_value(value)
-            except TypeError as exc:
-                logger.warning("Dropping metric %r of session %s: %s",
-                               key, self.record.session_id, exc)  # fmt: skip
-        if time.monotonic() - self._last_write >= self._heartbeat_seconds:
-            self.heartbeat()
+        with self._record_lock:
+            for key, value in metrics.items():
+                try:
+                    self.record.metrics[key] = metric_value(value)
+                except TypeError as exc:
+                    logger.warning("Dropping metric %r of session %s: %s",
+                                   key, self.record.session_id, exc)  # fmt: skip
+        self._schedule_write()
 
     def heartbeat(self) -> None:
-        """Tell readers the session is alive, with the metrics so far."""
-        self.record.updated_at = _now()
-        self._write()
+        """Tell readers the session is alive, with the metrics so far (coalesced)."""
+        self._schedule_write()
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.record.status = status
-        self.record.error = error
-        self.record.finished_at = _now()
-        self.record.updated_at = self.record.finished_at
-        self._write()
+        self._closing.set()  # the writer thread stores nothing after this
+        self._dirty.set()
+        with self._record_lock:
+            self.record.status = status
+            self.record.error = error
+            self.record.finished_at = _now()
+            self.record.updated_at = self.record.finished_at
+        self._write()  # waits for a write in flight, so the final state lands last
+
+    def _schedule_write(self) -> None:
+        if self._closing.is_set():
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop,
+                name=f"live-session-writer-{self.record.session_id[:40]}",
+                daemon=True,
+            )
+            self._writer.start()
+        self._dirty.set()
+
+    def _write_loop(self) -> None:
+        """Store the record whenever it changed, at most once per heartbeat interval."""
+        while not self._closing.is_set():
+            self._dirty.wait()
+            wait = self._last_write + self._heartbeat_seconds - time.monotonic()
+            if wait > 0 and self._closing.wait(wait):
+                return
+            self._dirty.clear()
+            with self._io_lock:
+                if self._closing.is_set():
+                    return
+                self._store(self._copy(touch=True))
+
+    def _copy(self, touch: bool) -> LiveSessionRecord:
+        with self._record_lock:
+            if touch:
+                self.record.updated_at = _now()
+            return replace(self.record, metrics=dict(self.record.metrics))
 
     def _write(self) -> None:
+        with self._io_lock:
+            self._store(self._copy(touch=False))
+
+    def _store(self, record: LiveSessionRecord) -> None:
         self._last_write = time.monotonic()
         try:
-            self.path = register_live_session_run(replace(self.record), self._base_dir)
+            self.path = register_live_session_run(record, self._base_dir)
         except Exception:  # noqa: BLE001 - never let the registry break the bot
             logger.exception(
                 "Could not write live-session record %s; the session continues",

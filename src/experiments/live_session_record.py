@@ -35,6 +35,11 @@ class InvalidRecord(ValueError):
     """A registry file or mapping that is not a usable session record."""
 
 
+class UnreadableFile(InvalidRecord):
+    """The operating system refused the read (permission, too many open files):
+    unlike bad content, this may pass, so readers try again."""
+
+
 def parse_timestamp(value: object, key: str) -> datetime:
     """Accept ISO-8601 strings with or without offset, as the writers emit them."""
     if isinstance(value, datetime):

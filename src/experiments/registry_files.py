@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord, parse_record
+from src.experiments.live_session_record import (
+    InvalidRecord,
+    LiveSessionRecord,
+    UnreadableFile,
+    parse_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +154,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[bytes, FileStamp]:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise InvalidRecord(f"cannot open: {exc.strerror or exc}") from None
+        raise UnreadableFile(f"cannot open: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -165,7 +170,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[bytes, FileStamp]:
             chunks.append(chunk)
             remaining -= len(chunk)
     except OSError as exc:
-        raise InvalidRecord(f"cannot read: {exc.strerror or exc}") from None
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     content = b"".join(chunks)

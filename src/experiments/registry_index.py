@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,6 +53,8 @@ class IndexSnapshot:
     by_id: dict[str, SessionHead] = field(default_factory=dict)
     # Session ids that more than one file carries (a writer bug), with the files.
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Since when the directory cannot be listed (UTC); the sessions are the last good state.
+    unreadable_since: datetime | None = None
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
     build_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -76,6 +79,8 @@ class RegistryIndex:
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
         self._loaded = threading.Event()
         self._load_started = False
+        self._listed_once = False
+        self._unreadable_since: datetime | None = None
 
     # --- reading ---------------------------------------------------------
 
@@ -110,7 +115,16 @@ class RegistryIndex:
         # and the watcher's refreshes must not wait for it.
         # On the first load every file is new, and reading it gives its stamp.
         listing = list_registry(self.directory, with_stamps=bool(self._stamps))
+        # A failed listing looks empty: never read that as "every session deleted".
+        problem = None if listing else directory_problem(self.directory, self._listed_once)
         with self._lock:
+            if problem is not None:
+                return self._keep_last_good_state(problem)
+            self._listed_once = True
+            recovered = self._unreadable_since is not None
+            if recovered:
+                logger.warning("Live-session registry %s is readable again", self.directory)
+                self._unreadable_since = None
             changed = [
                 name
                 for name, seen in listing.items()
@@ -126,7 +140,7 @@ class RegistryIndex:
                 if name not in listing and not os.path.lexists(self.directory / name)
             ]
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
-            if changed or gone or not self._loaded.is_set():
+            if changed or gone or recovered or not self._loaded.is_set():
                 self._publish(loaded=True)
             self._loaded.set()
             self._load_started = True
@@ -139,10 +153,26 @@ class RegistryIndex:
         with self._lock:
             changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
             gone = [n for n in wanted if n not in listing and n in self._stamps]
+            if gone and directory_problem(self.directory, listed_before=True):
+                gone = []  # the directory went away, not the files: keep the last state
             changes = self._apply(listing, changed, gone, progress_total=0)
             if changed or gone:
                 self._publish(loaded=self._loaded.is_set())
             return changes
+
+    def _keep_last_good_state(self, problem: str) -> list[SessionChange]:
+        """Keep every session as last seen and say since when the registry is unreadable."""
+        if self._unreadable_since is None:
+            logger.warning(
+                "Cannot list live-session registry %s (%s); showing the last good state",
+                self.directory,
+                problem,
+            )
+            self._unreadable_since = datetime.now(timezone.utc)
+            self._publish(loaded=True)
+        self._loaded.set()
+        self._load_started = True
+        return []
 
     def _apply(
         self,
@@ -201,7 +231,10 @@ class RegistryIndex:
             self._remove_ordered(before)
         after = None
         if isinstance(head, SkippedFile):
-            logger.warning("Skipping live-session file %s: %s", self.directory / name, head.reason)
+            if self._skipped.get(name) != head:  # retried I/O errors: one warning each
+                logger.warning(
+                    "Skipping live-session file %s: %s", self.directory / name, head.reason
+                )
             self._skipped[name] = head
         else:
             self._skipped.pop(name, None)
@@ -255,6 +288,7 @@ class RegistryIndex:
             progress=(total, total),
             by_id=dict(self._by_id),
             conflicts=self._conflicts(),
+            unreadable_since=self._unreadable_since,
         )
 
     def _conflicts(self) -> dict[str, tuple[str, ...]]:
@@ -268,6 +302,21 @@ class RegistryIndex:
 
 
 BULK_RESORT = 256
+
+
+def directory_problem(directory: Path, listed_before: bool) -> str | None:
+    """Why the registry directory cannot be listed now, or None when it can.
+
+    A directory that never existed is an empty registry (a fresh install);
+    one that existed and is gone now (deleted, unmounted) is a problem.
+    """
+    try:
+        with os.scandir(directory):
+            return None
+    except FileNotFoundError as exc:
+        return (exc.strerror or str(exc)) if listed_before else None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _order(head: SessionHead) -> tuple[float, str]:

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from src.experiments.live_session_record import (
     InvalidRecord,
     LiveSessionRecord,
+    UnreadableFile,
     metric_count,
     metric_number,
     utc_instant,
@@ -142,6 +143,9 @@ def _text(value: object) -> str:
 
 # Stamp for a file that could not even be stat'ed: differs from any real one.
 UNREADABLE = FileStamp(-1, -1)
+# Stamp for a file whose read the OS refused: differs from every listing, so
+# every reconciliation reads it again (a parse error waits for a change).
+RETRY = FileStamp(-2, -2)
 
 HeadOrSkip = tuple[FileStamp, "SessionHead | SkippedFile"]
 
@@ -158,7 +162,8 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
         try:
             record, stamp = read_record(path)
         except InvalidRecord as exc:
-            results.append((listed or _stamp_of(path), SkippedFile(name, str(exc))))
+            seen = RETRY if isinstance(exc, UnreadableFile) else listed or _stamp_of(path)
+            results.append((seen, SkippedFile(name, str(exc))))
         else:
             results.append((stamp, head_from_record(name, stamp, record)))
     return results

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from src.experiments.registry_index import RegistryIndex
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
@@ -23,7 +24,7 @@ from src.webui.live_track import SessionNotFound, SessionRules
 from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, pages
-from src.webui.security import SecurityHeaders
+from src.webui.security import HostCheck, SecurityHeaders
 from src.webui.settings import Settings
 
 
@@ -64,6 +65,21 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return _error_page(request, 422, f"Ungültige Filter – {problems}")
 
 
+def _guard_outermost(app: FastAPI, host_names: frozenset[str]) -> None:
+    """Put the Host check and security headers around the whole stack.
+
+    ``add_middleware`` places middleware inside Starlette's
+    ServerErrorMiddleware, whose 500 page would then go out bare; wrapping
+    the built stack puts the headers on every response, crashes included.
+    """
+    build = app.build_middleware_stack
+
+    def build_guarded() -> ASGIApp:
+        return SecurityHeaders(HostCheck(build(), host_names))
+
+    app.build_middleware_stack = build_guarded  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
@@ -93,12 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rules = rules
     app.state.templates = build_templates(rules)
     if settings.auth_token is not None:
-        app.add_middleware(TokenAuth, token=settings.auth_token.get_secret_value())
-        app.state.login_throttle = LoginThrottle()
+        app.state.login_throttle = throttle = LoginThrottle()
+        app.add_middleware(
+            TokenAuth,
+            token=settings.auth_token.get_secret_value(),
+            throttle=throttle,
+            proxies_trusted=bool(settings.trusted_proxies),
+        )
         app.include_router(login.router)
     else:  # also when started as `uvicorn src.webui.app:app --host 0.0.0.0`
         app.add_middleware(LoopbackOnly)
-    app.add_middleware(SecurityHeaders)  # outermost: also on 401s and redirects
+    _guard_outermost(app, settings.host_names)
     app.add_exception_handler(SessionNotFound, _not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

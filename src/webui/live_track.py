@@ -205,6 +205,8 @@ class IndexState(BaseModel):
     loaded: bool
     files_read: int
     files_total: int
+    # Set while the registry directory cannot be listed: the view is the last good state.
+    unreadable_since: datetime | None = None
 
 
 class LiveTrackView(BaseModel):
@@ -246,7 +248,12 @@ def live_track_view(
         registry_dir=str(snapshot.directory),
         generation=snapshot.generation,
         generated_at=now,
-        index=IndexState(loaded=snapshot.loaded, files_read=files_read, files_total=files_total),
+        index=IndexState(
+            loaded=snapshot.loaded,
+            files_read=files_read,
+            files_total=files_total,
+            unreadable_since=snapshot.unreadable_since,
+        ),
         total_sessions=len(snapshot.sessions),
         snapshot=session_row(tile, snapshot, now, rules) if tile else None,
         sessions=[session_row(h, snapshot, now, rules) for h in _page_of(snapshot, query, now)],

@@ -12,14 +12,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex, SessionChange
 from src.experiments.session_head import SessionHead
 from src.webui.live_track import SessionRules, utcnow
@@ -31,6 +33,24 @@ SUBSCRIBER_BACKLOG = 64
 MIN_REFRESH_SECONDS = 0.3
 # Staleness moves with the clock, not with the registry: judge it this often.
 STALE_CHECK_SECONDS = 2.0
+# How often the watch wakes without events to check its directory is still the same.
+WATCH_CHECK_MILLISECONDS = 1000
+
+
+def directory_identity(directory: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory, None when it is gone."""
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+# Only sessions that ended this recently are news (by finished_at): a registry
+# that comes back after an outage must not announce every old session again.
+RECENT_END_SECONDS = 5 * 60
+# Toasts and desktop notifications per update; the rest become one summary toast.
+MAX_ENDED_PER_UPDATE = 5
 
 
 def _notice(head: SessionHead, rules: SessionRules) -> dict[str, Any]:
@@ -44,14 +64,20 @@ def _notice(head: SessionHead, rules: SessionRules) -> dict[str, Any]:
     }
 
 
-def ended_sessions(changes: list[SessionChange], rules: SessionRules) -> list[dict[str, Any]]:
-    """Sessions that reached an end state in these changes, for notifications."""
+def ended_sessions(
+    changes: list[SessionChange], rules: SessionRules, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Sessions that reached an end state recently in these changes, for notifications."""
+    now = now or datetime.now(timezone.utc)
     ended = []
     for change in changes:
         after = change.after
         if after is None or not is_terminal(after):
             continue
         if change.before is not None and is_terminal(change.before):
+            continue
+        finished = after.finished_at or after.updated_at
+        if finished is None or (now - utc_instant(finished)).total_seconds() > RECENT_END_SECONDS:
             continue
         ended.append(_notice(after, rules))
     return ended
@@ -91,7 +117,10 @@ class LiveUpdates:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+    def subscribe(self, limit: int | None = None) -> asyncio.Queue[dict[str, Any]] | None:
+        """A queue for one event stream; None when ``limit`` streams are open already."""
+        if limit is not None and len(self._subscribers) >= limit:
+            return None
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BACKLOG)
         self._subscribers.add(queue)
         return queue
@@ -102,9 +131,11 @@ class LiveUpdates:
     def publish(
         self, changes: list[SessionChange], stale: list[dict[str, Any]] | None = None
     ) -> None:
+        ended = ended_sessions(changes, self.rules)
         event = {
             "generation": self.index.snapshot().generation,
-            "ended": ended_sessions(changes, self.rules),
+            "ended": ended[:MAX_ENDED_PER_UPDATE],
+            "ended_more": max(0, len(ended) - MAX_ENDED_PER_UPDATE),
             "stale": stale or [],
         }
         for queue in self._subscribers:
@@ -146,11 +177,14 @@ class LiveUpdates:
         self._tasks.clear()
 
     async def _refresh(self, names: set[str] | None = None) -> None:
+        generation = self.index.snapshot().generation
         if names is None:
             changes = await asyncio.to_thread(self.index.reconcile)
         else:
             changes = await asyncio.to_thread(self.index.refresh_names, names)
-        if changes:
+        # A new generation without changes: the registry became unreadable or
+        # readable again, and open pages must show (or drop) the banner.
+        if changes or self.index.snapshot().generation != generation:
             self.publish(changes)
 
     async def _reconcile_loop(self) -> None:
@@ -190,14 +224,43 @@ class LiveUpdates:
         from watchfiles import awatch
 
         directory: Path = self.index.directory
+        root = os.path.abspath(directory)
+        lost = False
         while True:
             if not directory.is_dir():
                 await asyncio.sleep(1.0)
                 if directory.is_dir():
                     await self._refresh()
                 continue
+            watched = directory_identity(directory)
+            if lost:
+                logger.warning("Registry watch re-established on %s", directory)
+                lost = False
             try:
-                async for batch in awatch(directory, debounce=150, step=50, recursive=False):
+                async for batch in awatch(
+                    directory,
+                    debounce=150,
+                    step=50,
+                    recursive=False,
+                    rust_timeout=WATCH_CHECK_MILLISECONDS,
+                    yield_on_timeout=True,
+                ):
+                    # inotify watches the directory's inode: once it is deleted or
+                    # replaced, no event ever comes again, so check it ourselves.
+                    # A recreated directory may reuse the inode number, hence the
+                    # directory's own deletion event counts too.
+                    if directory_identity(directory) != watched or any(
+                        os.path.abspath(path) == root for _, path in batch
+                    ):
+                        logger.warning(
+                            "Registry directory %s was removed or replaced; "
+                            "re-establishing the watch",
+                            directory,
+                        )
+                        lost = True
+                        break
+                    if not batch:
+                        continue
                     started = time.monotonic()
                     await self._refresh({Path(path).name for _, path in batch})
                     # A busy writer gets one new snapshot per interval, not one per
@@ -206,5 +269,6 @@ class LiveUpdates:
                     await asyncio.sleep(MIN_REFRESH_SECONDS - (time.monotonic() - started))
             except Exception:
                 logger.warning("Registry watch stopped; reconciling and restarting", exc_info=True)
+                lost = True
             await asyncio.sleep(1.0)
             await self._refresh()

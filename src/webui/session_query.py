@@ -139,6 +139,21 @@ class SessionQuery(BaseModel):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    @field_validator("since", "until")
+    @classmethod
+    def _representable_in_utc(cls, value: datetime | None) -> datetime | None:
+        # 0001-01-01T00:00+05:00 is a valid ISO date whose UTC instant is not:
+        # converting it later would crash every view (500) instead of a 422.
+        if value is not None:
+            try:
+                utc_instant(value)
+            except OverflowError:
+                raise ValueError(
+                    "Zeitpunkt liegt außerhalb des darstellbaren Bereichs "
+                    "(0001-01-01 bis 9999-12-31 UTC)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _range_is_ordered(self) -> SessionQuery:
         if self.since and self.until and utc_instant(self.since) > utc_instant(self.until):

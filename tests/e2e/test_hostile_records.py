@@ -118,7 +118,11 @@ def test_hostile_session_ending_while_open_is_announced_as_text(
     page = open_page(browser, problems, dialogs)
     page.goto(server.url("/"))
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live", timeout=5000)
-    write_hostile(server.registry, 3, {"session_id": "<img src=y onerror=alert(9)>"})
+    # Ended just now: only recent ends are announced (issue 12, item 9).
+    just_now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0).isoformat()
+    write_hostile(
+        server.registry, 3, {"session_id": "<img src=y onerror=alert(9)>", "finished_at": just_now}
+    )
     toast = page.locator(".toast")
     expect(toast.first).to_contain_text("<img src=y onerror=alert(9)>", timeout=5000)
     assert dialogs == []

@@ -73,6 +73,20 @@ EXPORT_COLUMNS = (
 )
 
 
+# OWASP "CSV Injection": a spreadsheet runs a text cell starting with one of
+# these as a formula (=HYPERLINK(...), +cmd|...); a leading ' makes it text.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One CSV cell: numbers stay numbers, text never starts a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 @router.get(
     "/live_sessions.csv",
     response_class=Response,
@@ -85,7 +99,7 @@ def export_csv(query: QueryDep, view: ViewDep) -> Response:
     writer.writerow(EXPORT_COLUMNS)
     for row in export_sessions(view.snapshot, query, view.now, view.rules):
         values = row.model_dump(mode="json")
-        writer.writerow(["" if values[c] is None else values[c] for c in EXPORT_COLUMNS])
+        writer.writerow([csv_cell(values[c]) for c in EXPORT_COLUMNS])
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -8,16 +8,21 @@ import json
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from src.webui.dependencies import UpdatesDep
+from src.webui.dependencies import SettingsDep, UpdatesDep
 from src.webui.live_updates import LiveUpdates
 
 router = APIRouter(prefix="/api", tags=["live sessions"])
 
 KEEPALIVE_SECONDS = 15.0
 RECONNECT_MILLISECONDS = 2000
+STREAMS_RETRY_AFTER_SECONDS = 10
+STREAMS_EXHAUSTED = (
+    "Zu viele offene Live-Verbindungen. Bitte später erneut versuchen "
+    "(Grenze: LIVE_TRACK_MAX_EVENT_STREAMS)."
+)
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -34,12 +39,22 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, updates: LiveUpdates, status_code: int = 200) -> None:
+    def __init__(self, updates: LiveUpdates, max_streams: int, status_code: int = 200) -> None:
         super().__init__(status_code=status_code, media_type=self.media_type)
         self.updates = updates
+        self.max_streams = max_streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        queue = self.updates.subscribe()
+        # Checked and taken in one step: each open stream holds a connection.
+        queue = self.updates.subscribe(limit=self.max_streams)
+        if queue is None:
+            busy = JSONResponse(
+                {"detail": STREAMS_EXHAUSTED},
+                status_code=503,
+                headers={"Retry-After": str(STREAMS_RETRY_AFTER_SECONDS)},
+            )
+            await busy(scope, receive, send)
+            return
         try:
             await send(
                 {
@@ -94,7 +109,11 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-@router.get("/live_sessions/events", response_class=EventStreamResponse)
-async def session_events(updates: UpdatesDep) -> EventStreamResponse:
+@router.get(
+    "/live_sessions/events",
+    response_class=EventStreamResponse,
+    responses={503: {"description": "Too many open event streams; see Retry-After"}},
+)
+async def session_events(updates: UpdatesDep, settings: SettingsDep) -> EventStreamResponse:
     """Stream an `update` event whenever sessions appear, change or disappear."""
-    return EventStreamResponse(updates)
+    return EventStreamResponse(updates, settings.max_event_streams)
