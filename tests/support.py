@@ -140,6 +140,22 @@ def free_port() -> int:
 # --- A live server ---------------------------------------------------------------------
 
 
+def settings_env(**settings: object) -> dict[str, str]:
+    """Settings as a user sets them: ``LIVE_TRACK_*`` variables (lists comma-separated)."""
+    return {
+        f"LIVE_TRACK_{key.upper()}": ",".join(value) if isinstance(value, tuple) else str(value)
+        for key, value in settings.items()
+    }
+
+
+def live_track_serve(registry: Path) -> list[str]:
+    """The command a user runs, ``live-track serve`` (as ``python -m src.cli``)."""
+    return [
+        sys.executable, "-m", "src.cli", "serve",
+        "--registry", str(registry), "--port", "{port}",
+    ]  # fmt: skip
+
+
 class LiveServer:
     """The real dashboard in a subprocess on a free loopback port.
 
@@ -157,11 +173,18 @@ class LiveServer:
         command: Sequence[str] | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.registry = registry
+        self.cwd = cwd
         self.port = port or free_port()
         self.base_url = f"http://{HOST}:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_TRACK_")}
+        # Nothing of the developer's: no LIVE_TRACK_* settings, no import path.
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("LIVE_TRACK_") and k not in ("PYTHONPATH", "PYTHONHOME")
+        }
         self.env.update({REGISTRY_DIR_ENV: str(registry), "PYTHONUNBUFFERED": "1"})
         self.env.update(env or {})
         template = command or [
@@ -186,7 +209,7 @@ class LiveServer:
         # The log goes to a file: an unread pipe would fill up and block the server.
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while not self._healthy():

@@ -10,11 +10,11 @@ not touch the registry, and at the end every session on disk is shown.
 from __future__ import annotations
 
 import collections
-import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,9 +24,9 @@ import pytest
 
 from benchmarks.generate import write_registry
 from benchmarks.reference import scan_registry
-from benchmarks.server import EventStream, ServerProcess, wait_loaded
 from src.experiments.demo_sessions import iter_demo_records
 from src.experiments.live_session_registry import register_live_session_run
+from tests.support import EventStream, LiveServer, file_stamps, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,7 @@ class Writer:
         self.registry = registry
         self.running = threading.Event()
         self.stop = threading.Event()
+        self._writing = threading.Lock()  # held for one session's two writes
         self.thread = threading.Thread(target=self._write, daemon=True)
         self.thread.start()
 
@@ -88,81 +89,90 @@ class Writer:
         now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         for n, record in enumerate(iter_demo_records(400, seed=99, now=now)):
             self.running.wait()
-            if self.stop.is_set():
-                return
-            start = replace(
-                record,
-                session_id=f"fault_{n:04d}",
-                status="started",
-                started_at=now + timedelta(seconds=n),
-                finished_at=None,
-                error=None,
-            )
-            register_live_session_run(start, self.registry)
+            with self._writing:
+                if self.stop.is_set():
+                    return
+                if not self.running.is_set():
+                    continue  # paused while waiting for the lock
+                start = replace(
+                    record,
+                    session_id=f"fault_{n:04d}",
+                    status="started",
+                    started_at=now + timedelta(seconds=n),
+                    finished_at=None,
+                    error=None,
+                )
+                register_live_session_run(start, self.registry)
+                time.sleep(0.05)  # the bot's pace, not a wait for the server
+                end = replace(
+                    start, status="completed", finished_at=start.started_at + timedelta(1)
+                )
+                register_live_session_run(end, self.registry)
             time.sleep(0.05)
-            end = replace(start, status="completed", finished_at=start.started_at + timedelta(1))
-            register_live_session_run(end, self.registry)
-            time.sleep(0.05)
+
+    def pause(self) -> None:
+        """Stop writing; returns once a session being written is complete."""
+        self.running.clear()
+        with self._writing:
+            pass
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.running.set()
+        self.thread.join(timeout=10)
 
 
-def files(registry: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in registry.iterdir()}
+def loaded(server: LiveServer) -> bool:
+    view = httpx2.get(server.url("/api/live_track?limit=1"), timeout=10).json()
+    return bool(view["index"]["loaded"])
 
 
-def test_load_with_deletions_and_a_crash_loses_nothing(tmp_path: Path) -> None:
+def shown_ids(server: LiveServer) -> set[str]:
+    return {s["session_id"] for s in httpx2.get(server.url("/api/live_sessions.json")).json()}
+
+
+def test_load_with_deletions_and_a_crash_loses_nothing(
+    tmp_path: Path, live_server: Callable[..., LiveServer]
+) -> None:
     registry = tmp_path / "registry"
     write_registry(registry, SIZE)
-    server = ServerProcess(registry)
-    try:
-        server.wait_answering(timeout=20)
-        with httpx2.Client(base_url=server.url, timeout=10) as client:
-            wait_loaded(client, timeout=20)
-        clients = Clients(server.url)
-        streams = [EventStream(server.port) for _ in range(3)]
-        writer = Writer(registry)
-        writer.running.set()
-        deleter = subprocess.Popen([sys.executable, "-c", DELETER, str(registry), "3"])
-        deleter.wait(timeout=15)
-        time.sleep(1.0)
-        assert [s.error for s in streams] == [None, None, None]  # none dropped while up
-        assert all(len(s.updates()) >= 3 for s in streams)
+    server = live_server(registry)
+    wait_until(lambda: loaded(server), what="the first load")
+    clients = Clients(server.base_url)
+    streams = [EventStream(server.port) for _ in range(3)]
+    for stream in streams:
+        stream.next("hello")
+    writer = Writer(registry)
+    writer.running.set()
+    deleter = subprocess.Popen([sys.executable, "-c", DELETER, str(registry), "3"])
+    deleter.wait(timeout=15)
+    wait_until(lambda: all(s.updates() >= 3 for s in streams), what="3 updates on every tab")
+    assert [s.error for s in streams] == [None, None, None]  # none dropped while up
 
-        # The crash: writers paused, so the registry can be compared across it.
-        writer.running.clear()
-        time.sleep(0.3)
-        before = files(registry)
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(timeout=10)
-        assert files(registry) == before
-        time.sleep(0.5)  # clients find the server gone
-        for stream in streams:
-            stream.close()
-        unreachable_while_down = clients.unreachable
-        assert unreachable_while_down > 0
+    # The crash: the writer paused (after its current write), so the registry
+    # can be compared across it.
+    writer.pause()
+    before = file_stamps(registry)
+    server.kill()
+    assert file_stamps(registry) == before
+    wait_until(lambda: clients.unreachable > 0, what="clients to find the server gone")
+    for stream in streams:
+        stream.close()
 
-        restarted = ServerProcess(registry, port=server.port)
-        server.stop()
-        server = restarted
-        server.wait_answering(timeout=20)
-        reconnected = [EventStream(server.port) for _ in range(3)]  # tabs reconnect
-        writer.running.set()
-        time.sleep(3.0)
-        writer.stop.set()
-        writer.running.set()
-        writer.thread.join(timeout=10)
-        time.sleep(1.0)  # the last change reaches the index
-        clients.close()
-        assert [s.error for s in reconnected] == [None, None, None]
-        assert all(len(s.updates()) >= 3 for s in reconnected)
-        for stream in reconnected:
-            stream.close()
+    server.start()  # the same port, as a supervisor would restart it
+    reconnected = [EventStream(server.port) for _ in range(3)]  # tabs reconnect
+    for stream in reconnected:
+        stream.next("hello")
+    writer.running.set()
+    wait_until(lambda: all(s.updates() >= 3 for s in reconnected), what="updates after restart")
+    writer.finish()
+    clients.close()
+    assert [s.error for s in reconnected] == [None, None, None]
+    for stream in reconnected:
+        stream.close()
 
-        on_disk = {stored.record.session_id for stored in scan_registry(registry).records}
-        with httpx2.Client(base_url=server.url, timeout=10) as client:
-            shown = {s["session_id"] for s in client.get("/api/live_sessions.json").json()}
-        assert shown == on_disk
-        assert SIZE - 20 < len(on_disk) < SIZE + 400  # some deleted, some added
-        assert clients.answers and all(code == 200 for code in clients.answers), clients.answers
-        assert "Traceback" not in server.log()
-    finally:
-        server.stop()
+    on_disk = {stored.record.session_id for stored in scan_registry(registry).records}
+    wait_until(lambda: shown_ids(server) == on_disk, what="the index to equal the directory")
+    assert SIZE - 20 < len(on_disk) < SIZE + 400  # some deleted, some added
+    assert clients.answers and all(code == 200 for code in clients.answers), clients.answers
+    assert "Traceback" not in server.log()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +19,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from src import cli
-from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.live_session_registry import register_live_session_run
 from src.webui import auth
 from src.webui.app import create_app
-from src.webui.server import uvicorn_options
 from src.webui.settings import Settings
+from tests.support import LiveServer, live_track_serve, make_session, settings_env
 
 TOKEN = "s3cret-token-for-tests"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -35,18 +33,10 @@ T = TypeVar("T")
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
-    record = LiveSessionRecord(
-        session_id="session_1",
-        run_id=None,
-        run_type="live_session_live",
-        mode="live",
-        env_name="kraken_spot",
-        symbol="BTC/USDT",
-        status="completed",
-        started_at=datetime(2026, 11, 20, 9),
-        finished_at=datetime(2026, 11, 20, 10),
+    record = make_session(
+        "session_1", mode="live", started_at=datetime(2026, 11, 20, 9),
         metrics={"realized_pnl": 12.0},
-    )
+    )  # fmt: skip
     register_live_session_run(record, tmp_path)
     return tmp_path
 
@@ -119,29 +109,6 @@ def test_global_ceiling_stops_an_attacker_with_many_addresses(registry: Path) ->
 # --- 2. X-Forwarded-For does not buy new guesses -------------------------------
 
 
-class Server:
-    """A real uvicorn server on a free loopback port, configured as given."""
-
-    def __init__(self, app: Any, **options: Any) -> None:
-        defaults = {"port": 0, "log_level": "warning", "timeout_graceful_shutdown": 1}
-        config = uvicorn.Config(app, **{**defaults, **options})
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 def rotate_forwarded_guesses(url: str, count: int) -> list[int]:
     with httpx2.Client(base_url=url, timeout=10) as client:
         return [
@@ -153,18 +120,21 @@ def rotate_forwarded_guesses(url: str, count: int) -> list[int]:
         ]
 
 
-def test_live_track_serve_ignores_forwarded_for(registry: Path) -> None:
-    settings = protected(registry)
-    options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}
-    with Server(create_app(settings), **options) as url:
-        statuses = rotate_forwarded_guesses(url, 7)
+def test_live_track_serve_ignores_forwarded_for(
+    registry: Path, live_server: Callable[..., LiveServer]
+) -> None:
+    env = settings_env(auth_token=TOKEN, watch=False)
+    server = live_server(registry, env=env, command=live_track_serve(registry))
+    statuses = rotate_forwarded_guesses(server.base_url, 7)
     assert statuses == [401] * 5 + [429] * 2
 
 
-def test_bare_uvicorn_default_still_cannot_reset_the_throttle(registry: Path) -> None:
+def test_bare_uvicorn_default_still_cannot_reset_the_throttle(
+    registry: Path, live_server: Callable[..., LiveServer]
+) -> None:
     """uvicorn's default trusts X-Forwarded-For from 127.0.0.1 and rewrites the client."""
-    with Server(create_app(protected(registry)), host="127.0.0.1") as url:
-        statuses = rotate_forwarded_guesses(url, 7)
+    server = live_server(registry, env=settings_env(auth_token=TOKEN, watch=False))
+    statuses = rotate_forwarded_guesses(server.base_url, 7)
     assert statuses == [401] * 5 + [429] * 2
 
 
@@ -183,12 +153,11 @@ def test_serve_enables_proxy_headers_only_for_named_proxies(
 
 
 def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
-    registry: Path,
+    registry: Path, live_server: Callable[..., LiveServer]
 ) -> None:
-    settings = protected(registry, trusted_proxies=("127.0.0.1",))
-    options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}
-    with Server(create_app(settings), **options) as url:
-        statuses = rotate_forwarded_guesses(url, 7)  # seven different people
+    env = settings_env(auth_token=TOKEN, watch=False, trusted_proxies=("127.0.0.1",))
+    server = live_server(registry, env=env, command=live_track_serve(registry))
+    statuses = rotate_forwarded_guesses(server.base_url, 7)  # seven different people
     assert statuses == [401] * 7
 
 

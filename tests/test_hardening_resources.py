@@ -7,7 +7,7 @@ import asyncio
 import logging
 import socket
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,16 @@ from src.webui.server import (
     uvicorn_options,
 )
 from src.webui.settings import Settings
-from tests.test_hardening_access import Server, run_in_fresh_loop
-from tests.test_live_updates import EventStream
+from tests.support import (
+    EventStream,
+    LiveServer,
+    live_track_serve,
+    make_session,
+    settings_env,
+    utc_now,
+    wait_until,
+)
+from tests.test_hardening_access import run_in_fresh_loop
 
 TOKEN = "s3cret-token-for-tests"
 CHUNK = 64 * 1024
@@ -138,60 +146,60 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 
 @pytest.mark.parametrize("sent", [b"", b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
 def test_half_open_connections_are_closed_after_the_header_timeout(
-    tmp_path: Path, sent: bytes
+    registry: Path, live_server: Callable[..., LiveServer], sent: bytes
 ) -> None:
-    settings = Settings(registry_dir=tmp_path, watch=False, timeout_keep_alive=1)
-    options = {**uvicorn_options(settings), "port": 0}
-    with Server(create_app(settings), **options) as url:
-        port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as idle:
-            idle.sendall(sent)  # nothing, or headers that never end
-            assert closed_within(idle, 5.0)
-        assert httpx2.get(url + "/api/health", timeout=5).json() == {"status": "ok"}
+    env = settings_env(watch=False, timeout_keep_alive=1)
+    server = live_server(registry, env=env, command=live_track_serve(registry))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle:
+        idle.sendall(sent)  # nothing, or headers that never end
+        assert closed_within(idle, 5.0)
+    assert httpx2.get(server.url("/api/health"), timeout=5).json() == {"status": "ok"}
 
 
-def test_concurrency_limit_answers_503(tmp_path: Path) -> None:
-    settings = Settings(registry_dir=tmp_path, watch=False, limit_concurrency=3)
-    options = {**uvicorn_options(settings), "port": 0}
-    with Server(create_app(settings), **options) as url:
-        # Each stream holds its connection; the probe's own connection is the third.
-        streams = [EventStream(url) for _ in range(2)]
+def test_concurrency_limit_answers_503(
+    registry: Path, live_server: Callable[..., LiveServer]
+) -> None:
+    env = settings_env(watch=False, limit_concurrency=3)
+    server = live_server(registry, env=env, command=live_track_serve(registry))
+    # Each stream holds its connection; the probe's own connection is the third.
+    streams = [EventStream(server.port) for _ in range(2)]
+    try:
+        assert httpx2.get(server.url("/api/health"), timeout=5).status_code == 503
+    finally:
+        for stream in streams:
+            stream.close()
+    health = server.url("/api/health")
+    wait_until(lambda: httpx2.get(health, timeout=5).status_code == 200, what="recovery")
+
+
+def test_event_streams_beyond_the_cap_get_503_with_retry_after(
+    registry: Path, live_server: Callable[..., LiveServer]
+) -> None:
+    server = live_server(registry, env=settings_env(watch=False, max_event_streams=2))
+    streams = [EventStream(server.port) for _ in range(2)]
+    try:
+        for stream in streams:
+            stream.next("hello")
+        refused = httpx2.get(server.url("/api/live_sessions/events"), timeout=5)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "10"
+        assert "Zu viele offene Live-Verbindungen" in refused.json()["detail"]
+    finally:
+        streams[0].close()
+    # A closed tab frees its place.
+    opened: list[EventStream] = []
+
+    def reopened() -> bool:
         try:
-            assert httpx2.get(url + "/api/health", timeout=5).status_code == 503
-        finally:
-            for stream in streams:
-                stream.close()
-        deadline = time.monotonic() + 10
-        while httpx2.get(url + "/api/health", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "server did not recover"
-            time.sleep(0.05)
+            opened.append(EventStream(server.port))
+        except AssertionError:  # still 503: not yet unsubscribed
+            return False
+        return True
 
-
-def test_event_streams_beyond_the_cap_get_503_with_retry_after(tmp_path: Path) -> None:
-    settings = Settings(registry_dir=tmp_path, watch=False, max_event_streams=2)
-    with Server(create_app(settings), host="127.0.0.1") as url:
-        streams = [EventStream(url) for _ in range(2)]
-        try:
-            for stream in streams:
-                stream.next("hello", timeout=5)
-            refused = httpx2.get(url + "/api/live_sessions/events", timeout=5)
-            assert refused.status_code == 503
-            assert refused.headers["retry-after"] == "10"
-            assert "Zu viele offene Live-Verbindungen" in refused.json()["detail"]
-        finally:
-            streams[0].close()
-        # A closed tab frees its place.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                again = EventStream(url)
-                break
-            except AssertionError:  # still 503: not yet unsubscribed
-                assert time.monotonic() < deadline, "stream slot never freed"
-                time.sleep(0.05)
-        again.next("hello", timeout=5)
-        again.close()
-        streams[1].close()
+    wait_until(reopened, what="the stream slot to be freed")
+    opened[0].next("hello")
+    opened[0].close()
+    streams[1].close()
 
 
 def test_repeated_error_lines_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
@@ -215,32 +223,22 @@ def test_suppressed_lines_are_counted_when_the_interval_ends() -> None:
     assert "8 identical lines suppressed" in record.getMessage()
 
 
-def test_header_timeout_spares_requests_in_flight_and_kept_alive(tmp_path: Path) -> None:
-    from src.experiments.live_session_registry import (
-        LiveSessionRecord,
-        register_live_session_run,
-    )
+def test_header_timeout_spares_requests_in_flight_and_kept_alive(
+    registry: Path, live_server: Callable[..., LiveServer]
+) -> None:
+    from src.experiments.live_session_registry import register_live_session_run
 
-    settings = Settings(registry_dir=tmp_path, timeout_keep_alive=1, reconcile_seconds=0.2)
-    options = {**uvicorn_options(settings), "port": 0}
-    with Server(create_app(settings), **options) as url:
-        with httpx2.Client(base_url=url, timeout=5) as client:  # one kept-alive connection
-            assert [client.get("/api/health").status_code for _ in range(3)] == [200] * 3
-        stream = EventStream(url)
-        try:
-            stream.next("hello", timeout=5)
-            time.sleep(2.5)  # longer than the header timeout: the behaviour under test
-            record = LiveSessionRecord(
-                session_id="late",
-                run_id=None,
-                run_type="live_session_paper",
-                mode="paper",
-                env_name="e",
-                symbol="BTC/USDT",
-                status="started",
-                started_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            )
-            register_live_session_run(record, tmp_path)
-            assert stream.next("update", timeout=10)["generation"] > 0
-        finally:
-            stream.close()
+    env = settings_env(timeout_keep_alive=1, reconcile_seconds=0.2)
+    server = live_server(registry, env=env, command=live_track_serve(registry))
+    with httpx2.Client(base_url=server.base_url, timeout=5) as client:  # kept alive
+        assert [client.get("/api/health").status_code for _ in range(3)] == [200] * 3
+    stream = EventStream(server.port)
+    try:
+        stream.next("hello")
+        time.sleep(2.5)  # longer than the header timeout: the behaviour under test
+        register_live_session_run(
+            make_session("late", mode="paper", status="started", started_at=utc_now()), registry
+        )
+        assert stream.next("update")["generation"] > 0
+    finally:
+        stream.close()

@@ -36,6 +36,7 @@ from src.experiments.live_session_registry import (
 from src.experiments.registry_files import record_filename
 from src.webui.app import create_app
 from src.webui.settings import Settings
+from tests.support import make_session
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data" / "registry"
@@ -69,19 +70,11 @@ def spec_example_only(tmp_path: Path) -> Path:
 
 
 def make_record(**changes: Any) -> LiveSessionRecord:
-    fields: dict[str, Any] = {
-        "session_id": "session_20251208_shadow_ab12cd",
-        "run_id": "run_20251208_shadow",
-        "run_type": "live_session_shadow",
-        "mode": "shadow",
-        "env_name": "kraken_futures_testnet",
-        "symbol": "BTC/USDT",
-        "status": "started",
-        "started_at": datetime(2025, 12, 8, 2, 52, 43),
-        "created_at": datetime(2025, 12, 8, 2, 52, 43),
-    }
-    fields.update(changes)
-    return LiveSessionRecord(**fields)
+    """A running session as the lifecycle helper first writes it: no metrics yet."""
+    fields = {"run_id": "run_20251208_shadow", "status": "started", "metrics": {}, "config": {},
+              "cli_args": []}  # fmt: skip
+    session_id = changes.pop("session_id", "session_20251208_shadow_ab12cd")
+    return make_session(session_id, **{**fields, **changes})
 
 
 def warnings_from_registry(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -10,21 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import site
-import socket
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 import pytest
 
+from tests.support import LiveServer
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 # What the build needs: the project file, the readme it names, the code and the assets.
 SOURCES = ("pyproject.toml", "README.md", "src", "templates", "static")
-STARTUP_TIMEOUT = 60.0
 
 
 def _run(*command: str | Path, cwd: Path) -> str:
@@ -111,47 +110,18 @@ def test_the_installed_package_comes_from_the_wheel(installed: Path) -> None:
     assert Path(where[2], "live-track.css").is_file()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def served(installed: Path, tmp_path: Path) -> Iterator[str]:
+def served(installed: Path, tmp_path: Path, live_server: Callable[..., LiveServer]) -> str:
     """``live-track serve`` from the installed venv, with a few demo sessions, on 127.0.0.1."""
-    live_track = installed / "bin" / "live-track"
+    live_track = str(installed / "bin" / "live-track")
     registry = tmp_path / "registry"
     _run(live_track, "demo", "--registry", registry, "--count", "5", cwd=tmp_path)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [live_track, "serve", "--registry", registry, "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=tmp_path, env=_clean_env(), stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert server.poll() is None, log.read_text(errors="replace")
-            try:
-                if httpx2.get(base + "/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
+    server = live_server(
+        registry,
+        command=[live_track, "serve", "--registry", str(registry), "--port", "{port}"],
+        cwd=tmp_path,  # outside the checkout
+    )
+    return server.base_url
 
 
 def test_the_installed_server_serves_the_page_and_its_stylesheet(served: str) -> None:

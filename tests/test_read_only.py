@@ -9,19 +9,18 @@ a client walks every page, the API, the exports and the event stream.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import stat
 import subprocess
 import sys
 import textwrap
-import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import httpx2
 
-from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.live_session_registry import register_live_session_run
+from tests.support import LiveServer, make_session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,26 +50,16 @@ AUDITED_SERVER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_server_writes_nothing_anywhere(tmp_path: Path) -> None:
+def test_server_writes_nothing_anywhere(
+    tmp_path: Path, live_server: Callable[..., LiveServer]
+) -> None:
     registry = tmp_path / "live_sessions"
     for n, status in enumerate(["completed", "failed", "started"]):
-        record = LiveSessionRecord(
-            session_id=f"ro_{n}",
-            run_id=None,
-            run_type="live_session_paper",
+        record = make_session(
+            f"ro_{n}",
             mode="paper",
-            env_name="kraken_spot",
-            symbol="BTC/USDT",
             status=status,
             started_at=datetime(2026, 11, 20, 8 + n),
-            finished_at=None if status == "started" else datetime(2026, 11, 20, 9 + n),
             metrics={"realized_pnl": 5.0 - n},
             error="boom" if status == "failed" else None,
         )
@@ -79,29 +68,14 @@ def test_server_writes_nothing_anywhere(tmp_path: Path) -> None:
     registry.chmod(stat.S_IRUSR | stat.S_IXUSR)  # as read-only as root allows
     before = {p.name: p.stat().st_mtime_ns for p in registry.iterdir()}
 
-    port = free_port()
-    env = {**os.environ, "PEAK_TRADE_LIVE_SESSIONS_DIR": str(registry),
-           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-    env.pop("LIVE_TRACK_AUTH_TOKEN", None)
-    server = subprocess.Popen(
-        [sys.executable, "-c", AUDITED_SERVER, str(port)],
-        cwd=REPO,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = live_server(
+        registry,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+        command=[sys.executable, "-c", AUDITED_SERVER, "{port}"],
+        log_path=tmp_path / "audit.log",  # outside the registry
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx2.get(f"{base}/api/health").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        with httpx2.Client(base_url=base) as client:
+        with httpx2.Client(base_url=server.base_url) as client:
             for path in (
                 "/",
                 "/?mode=paper&status=failed",
@@ -124,9 +98,8 @@ def test_server_writes_nothing_anywhere(tmp_path: Path) -> None:
                 first = next(events.iter_lines())
                 assert first.startswith("retry:")
     finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=15)
-    attempts = [line for line in stderr.splitlines() if line.startswith("WRITE-ATTEMPT")]
+        server.stop()
+    attempts = [line for line in server.log().splitlines() if line.startswith("WRITE-ATTEMPT")]
     assert attempts == []
     assert {p.name: p.stat().st_mtime_ns for p in registry.iterdir()} == before
 

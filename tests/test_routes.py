@@ -27,19 +27,15 @@ from src.webui.session_urls import (
     session_ref,
 )
 from src.webui.settings import Settings
+from tests.support import make_session
 
 IDS = ("stats", "events", "~stats", "~", "live_sessions.csv", "desk/bot 1", "plain")
 
 
 def record(session_id: str, hour: int) -> LiveSessionRecord:
-    return LiveSessionRecord(
-        session_id=session_id,
-        run_id=None,
-        run_type="live_session_paper",
+    return make_session(
+        session_id,
         mode="paper",
-        env_name="kraken_futures_testnet",
-        symbol="BTC/USDT",
-        status="completed",
         started_at=datetime(2025, 12, 8, hour),
         finished_at=datetime(2025, 12, 8, hour, 30),
         metrics={"realized_pnl": float(hour)},

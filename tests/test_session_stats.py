@@ -20,26 +20,15 @@ from src.webui.session_stats import (
     chart_series,
     tally_sessions,
 )
+from tests.support import make_session
 
 START = datetime(2025, 12, 1, 8, 0, 0)
 
 
 def ended(session_id: str, hour: int, **overrides: Any) -> LiveSessionRecord:
     """A session that ran one hour, starting ``hour`` hours after START."""
-    fields: dict[str, Any] = {
-        "session_id": session_id,
-        "run_id": None,
-        "run_type": "live_session_shadow",
-        "mode": "shadow",
-        "env_name": "kraken_futures_testnet",
-        "symbol": "BTC/USDT",
-        "status": "completed",
-        "started_at": START + timedelta(hours=hour),
-        "finished_at": START + timedelta(hours=hour + 1),
-        "metrics": {},
-    }
-    fields.update(overrides)
-    return LiveSessionRecord(**fields)
+    fields = {"started_at": START + timedelta(hours=hour), "metrics": {}}
+    return make_session(session_id, **{**fields, **overrides})
 
 
 def heads_of(directory: Path, *records: LiveSessionRecord) -> tuple[SessionHead, ...]:

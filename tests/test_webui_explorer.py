@@ -18,27 +18,20 @@ from fastapi.testclient import TestClient
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
 from src.webui.app import create_app
 from src.webui.settings import Settings
+from tests.support import make_session
 
 NOW = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def record(session_id: str, **overrides: Any) -> LiveSessionRecord:
     fields: dict[str, Any] = {
-        "session_id": session_id,
-        "run_id": None,
-        "run_type": "live_session_shadow",
-        "mode": "shadow",
-        "env_name": "kraken_futures_testnet",
-        "symbol": "BTC/USDT",
-        "status": "completed",
         "started_at": NOW - timedelta(hours=2),
         "finished_at": NOW - timedelta(hours=1),
         "metrics": {"realized_pnl": 10.0, "max_drawdown": 0.02, "num_orders": 4},
         "config": {"strategy": "ma_crossover", "timeframe": "1m"},
         "cli_args": ["python", "run_shadow.py", "--symbol", "BTC/USDT"],
     }
-    fields.update(overrides)
-    return LiveSessionRecord(**fields)
+    return make_session(session_id, **{**fields, **overrides})
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from src.experiments.live_session_registry import LiveSessionRecord, register_li
 from src.webui.app import create_app
 from src.webui.live_track import LiveSessionSummary, get_recent_live_sessions
 from src.webui.settings import Settings
+from tests.support import make_session
 
 # --- Fixture helpers --------------------------------------------------------
 
@@ -71,21 +72,8 @@ EMPTY_CELL = "–"
 
 def make_record(**overrides: Any) -> LiveSessionRecord:
     """The record behind the spec's example; keyword arguments replace fields."""
-    fields: dict[str, Any] = {
-        "session_id": SPEC_ID,
-        "run_id": None,
-        "run_type": "live_session_shadow",
-        "mode": "shadow",
-        "env_name": "kraken_futures_testnet",
-        "symbol": "BTC/USDT",
-        "status": "completed",
-        "started_at": T0,
-        "finished_at": T0 + timedelta(hours=1),
-        "metrics": {"realized_pnl": 150.0, "max_drawdown": 0.05, "num_orders": 10},
-        "created_at": T0,
-    }
-    fields.update(overrides)
-    return LiveSessionRecord(**fields)
+    fields = {"started_at": T0, "config": {}, "cli_args": []}
+    return make_session(overrides.pop("session_id", SPEC_ID), **{**fields, **overrides})
 
 
 def write(registry: Path, **overrides: Any) -> LiveSessionRecord:
