@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis.vendor import pretty
 
 from src.webui.app import create_app
 from src.webui.settings import Settings
-from tests.support import LiveServer
+from tests.support import DATA_REGISTRY, LiveServer
 
 # Let Starlette's TestClient (``Host: testserver``) through the Host check, also
 # for apps built at import time (tests/test_fuzz.py). The default allow-list
@@ -42,6 +43,14 @@ def registry(tmp_path: Path) -> Path:
     directory = tmp_path / "live_sessions"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path) -> Path:
+    """A registry holding copies of the real-shaped files in tests/data/registry."""
+    target = tmp_path / "live_sessions"
+    shutil.copytree(DATA_REGISTRY, target)
+    return target
 
 
 @pytest.fixture

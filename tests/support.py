@@ -27,6 +27,15 @@ from src.experiments.registry_files import REGISTRY_DIR_ENV
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 SERVER_START_TIMEOUT = 30.0
+# The real-shaped files in tests/data/registry (the spec's example among them).
+DATA_REGISTRY = REPO_ROOT / "tests" / "data" / "registry"
+SPEC_EXAMPLE = "20251208T025243_live_session_shadow_smoke_test_20251208_01.json"
+# Their ids, newest activity first (the testnet one is 09:15 UTC).
+PAPER_ID = "session_20251209_paper_c4d5e6"
+TESTNET_ID = "session_20251209_testnet_7f3e2a"
+SHADOW_ID = "smoke_test_20251208_01"
+LIVE_ID = "session_20251207_live_0a1b2c"
+NEWEST_FIRST = [PAPER_ID, TESTNET_ID, SHADOW_ID, LIVE_ID]
 
 
 def utc_now() -> datetime:
