@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from src import cli
 from src.experiments import registry_files as registry
 from src.experiments.live_session_registry import (
-    LiveSessionRecord,
     list_session_records,
     register_live_session_run,
 )
@@ -34,14 +33,6 @@ from tests.support import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_record(**changes: Any) -> LiveSessionRecord:
-    """A running session as the lifecycle helper first writes it: no metrics yet."""
-    fields = {"run_id": "run_20251208_shadow", "status": "started", "metrics": {}, "config": {},
-              "cli_args": []}  # fmt: skip
-    session_id = changes.pop("session_id", "session_20251208_shadow_ab12cd")
-    return make_session(session_id, **{**fields, **changes})
 
 
 # --- the command line ---------------------------------------------------------------
@@ -187,7 +178,7 @@ def test_cli_list_says_when_nothing_matches(registry_dir: Path, tmp_path: Path) 
 
 
 def test_cli_list_does_not_pass_escape_sequences_to_the_terminal(tmp_path: Path) -> None:
-    register_live_session_run(make_record(session_id="evil\x1b[2J\x07"), tmp_path)
+    register_live_session_run(make_session("evil\x1b[2J\x07"), tmp_path)
 
     result = run_cli(
         [sys.executable, "-m", "src.cli"], "sessions", "list", "--registry", str(tmp_path)
