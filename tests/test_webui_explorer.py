@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -139,9 +140,10 @@ def test_api_rejects_reversed_time_range(client: TestClient) -> None:
 def test_page_shows_readable_message_for_bad_filter(client: TestClient) -> None:
     response = client.get("/?status=weird")
     assert response.status_code == 422
+    # The page stays: the form with the message beside the status field.
     assert "Ungültige Filter" in response.text
-    assert "status" in response.text
-    assert "Zurück zum Dashboard" in response.text
+    assert 'id="error-status"' in response.text
+    assert 'id="filter-form"' in response.text
 
 
 def test_filters_round_trip_through_page_url(client: TestClient) -> None:
@@ -299,7 +301,7 @@ def test_detail_page_shows_record(client: TestClient) -> None:
 def test_detail_partial_renders_alone(client: TestClient) -> None:
     html = client.get("/partials/session/s-paper-ok").text
     assert html.lstrip().startswith('<div class="detail"')
-    assert "Metrics" in html and "<html" not in html
+    assert "Kennzahlen" in html and "<html" not in html
 
 
 @pytest.mark.parametrize(
@@ -329,7 +331,7 @@ def test_ids_with_slashes_are_found_by_index_not_path(client: TestClient, regist
 
 def test_live_sessions_carry_a_warning_marker(client: TestClient) -> None:
     html = client.get("/?mode=live").text
-    assert html.count('class="session-row row-live"') == 2
+    assert len(re.findall(r'class="session-row row-live\b', html)) == 2
     assert html.count('<span class="live-warning" title="Echtes Kapital">⚠</span>') == 2
 
 
