@@ -144,7 +144,7 @@ def live_server(
     servers: list[LiveServer] = []
     request.node.live_servers = servers  # read by pytest_runtest_makereport below
 
-    def start(count: int = DEMO_COUNT) -> LiveServer:
+    def start(count: int = DEMO_COUNT, env: dict[str, str] | None = None) -> LiveServer:
         home = tmp_path / f"server{len(servers)}"
         home.mkdir()
         registry = home / "registry"
@@ -167,7 +167,7 @@ def live_server(
                     str(port),
                 ],
                 cwd=REPO_ROOT,
-                env=_server_env(registry),
+                env=_server_env(registry) | (env or {}),
                 stdout=stdout,
                 stderr=stderr,
             )
