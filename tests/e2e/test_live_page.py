@@ -395,3 +395,28 @@ def test_screens_for_a_trader(
         assert width <= 390, f"the phone page scrolls sideways: {width}px"
         keep_screenshot(page, f"live-page-phone-{scheme}.png")
     assert_calm(problems)
+
+
+def test_detail_of_a_running_session_follows_it(
+    page: Page, server: LiveServer, problems: PageProblems
+) -> None:
+    session_id = unique_id("session_20261125_paper_follow")
+    record = new_session(session_id, mode="paper", status="started", realized_pnl=1.0)
+    register_live_session_run(record, server.registry)
+    open_live(page, server.url("/"))
+    expect(row(page, session_id)).to_have_count(1, timeout=WAIT_MS)  # the server knows it
+    open_live(page, server.url(f"/session/{session_id}"))
+    detail = page.locator("#session-detail")
+    expect(detail.locator(".status-pill")).to_have_text("Running")
+    register_live_session_run(
+        replace(
+            record,
+            status="completed",
+            finished_at=utcnow(),
+            metrics={**record.metrics, "realized_pnl": 99.5},
+        ),
+        server.registry,
+    )
+    expect(detail.locator(".status-pill")).to_have_text("Completed", timeout=WAIT_MS)
+    expect(detail).to_contain_text("+99.50")
+    assert_calm(problems)
