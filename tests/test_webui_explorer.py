@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -106,7 +107,7 @@ def test_api_time_range_from_to(client: TestClient) -> None:
     ("params", "field", "message"),
     [
         ("status=weird", "status", "Input should be 'started', 'completed', 'failed' or 'aborted'"),
-        ("mode=no%20spaces!", "mode", "Value error, invalid mode 'no spaces!'"),
+        ("mode=no%20spaces!", "mode", "Value error, Ungültiger Mode 'no spaces!'"),
         ("since=yesterday", "since", "Input should be a valid datetime"),
         ("sort=size", "sort", "Input should be 'recent', 'started', 'ended', 'pnl' or 'drawdown'"),
         ("range=1y", "range", "Input should be 'today', '7d' or '30d'"),
@@ -132,9 +133,10 @@ def test_api_rejects_reversed_time_range(client: TestClient) -> None:
 def test_page_shows_readable_message_for_bad_filter(client: TestClient) -> None:
     response = client.get("/?status=weird")
     assert response.status_code == 422
+    # The page stays: the form with the message beside the status field.
     assert "Ungültige Filter" in response.text
-    assert "status" in response.text
-    assert "Zurück zum Dashboard" in response.text
+    assert 'id="error-status"' in response.text
+    assert 'id="filter-form"' in response.text
 
 
 def test_filters_round_trip_through_page_url(client: TestClient) -> None:
@@ -292,7 +294,7 @@ def test_detail_page_shows_record(client: TestClient) -> None:
 def test_detail_partial_renders_alone(client: TestClient) -> None:
     html = client.get("/partials/session/s-paper-ok").text
     assert html.lstrip().startswith('<div class="detail"')
-    assert "Metrics" in html and "<html" not in html
+    assert "Kennzahlen" in html and "<html" not in html
 
 
 @pytest.mark.parametrize(
@@ -322,7 +324,7 @@ def test_ids_with_slashes_are_found_by_index_not_path(client: TestClient, regist
 
 def test_live_sessions_carry_a_warning_marker(client: TestClient) -> None:
     html = client.get("/?mode=live").text
-    assert html.count('class="session-row row-live"') == 2
+    assert len(re.findall(r'class="session-row row-live\b', html)) == 2
     assert html.count('<span class="live-warning" title="Echtes Kapital">⚠</span>') == 2
 
 

@@ -20,7 +20,9 @@ from starlette.types import ASGIApp
 
 from src.experiments.registry_index import RegistryIndex
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
-from src.webui.live_track import SessionNotFound, SessionRules
+from src.webui.dependencies import FIRST_LOAD_WAIT_SECONDS
+from src.webui.filter_errors import raw_params, salvage_query
+from src.webui.live_track import SessionNotFound, SessionRules, live_track_view, utcnow
 from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, pages
@@ -54,10 +56,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc.status_code, str(exc.detail))
 
 
+def _dashboard_with_errors(request: Request) -> Response:
+    """The dashboard for the parameters that were fine, the messages beside their fields."""
+    query, errors = salvage_query(raw_params(request.query_params.multi_items()))
+    index: RegistryIndex = request.app.state.index
+    rules: SessionRules = request.app.state.rules
+    index.start_loading()
+    index.wait_loaded(FIRST_LOAD_WAIT_SECONDS)
+    panel = live_track_view(index.snapshot(), query, utcnow(), rules)
+    return render(request, "index.html", status_code=422, view=panel, query=query, errors=errors)
+
+
 async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if _wants_json(request):
         return await request_validation_exception_handler(request, exc)
+    if request.url.path == "/":
+        return _dashboard_with_errors(request)
     problems = "; ".join(
         f"{'.'.join(str(part) for part in error['loc'][1:]) or 'Anfrage'}: {error['msg']}"
         for error in exc.errors()

@@ -22,6 +22,8 @@ from src.experiments.live_session_record import json_safe, utc_instant
 from src.experiments.live_session_reports import PnlTotal
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
 from src.experiments.session_head import SessionHead
+from src.webui.now_view import NowView, RiskLight, now_view
+from src.webui.risk_view import LimitBar, limit_bars
 from src.webui.session_query import (
     RecordTime,
     SessionQuery,
@@ -93,6 +95,10 @@ class SessionRow(LiveSessionSummary):
     heartbeat_at: Optional[RecordTime] = None  # noqa: UP045 - None: writer sends none
     currency: str = ""
     conflict: bool = False  # another file carries the same session id
+    symbol: str = ""
+    strategy_name: str = ""
+    unrealized_pnl: Optional[float] = None  # noqa: UP045
+    risk: Optional[RiskLight] = None  # noqa: UP045 - None: the record has no risk data
 
 
 def environment_label(env_name: str, symbol: str) -> str:
@@ -140,6 +146,10 @@ def session_row(
         heartbeat_at=head.updated_at,
         currency=head.currency,
         conflict=head.session_id in snapshot.conflicts,
+        symbol=head.symbol,
+        strategy_name=head.strategy_name,
+        unrealized_pnl=head.unrealized_pnl,
+        risk=head.risk,
     )
 
 
@@ -213,6 +223,7 @@ class LiveTrackView(BaseModel):
     """Everything the dashboard page shows, and its JSON twin returns."""
 
     registry_dir: str
+    registry_exists: bool  # False: the directory is missing, not merely empty
     generation: int
     generated_at: datetime
     index: IndexState
@@ -226,6 +237,7 @@ class LiveTrackView(BaseModel):
     modes: list[str]
     real_money_modes: list[str]
     conflicts: list[SessionConflict]
+    now: NowView  # the "Jetzt" strip: across all filters
 
 
 def latest_completed(
@@ -246,6 +258,7 @@ def live_track_view(
     files_read, files_total = snapshot.progress
     return LiveTrackView(
         registry_dir=str(snapshot.directory),
+        registry_exists=snapshot.directory.is_dir(),
         generation=snapshot.generation,
         generated_at=now,
         index=IndexState(
@@ -275,6 +288,7 @@ def live_track_view(
             SessionConflict(session_id=session_id, files=list(files))
             for session_id, files in list(snapshot.conflicts.items())[:CONFLICTS_SHOWN]
         ],
+        now=now_view(snapshot, now, rules.stale_after, rules.real_money_modes),
     )
 
 
@@ -291,7 +305,7 @@ class LiveSessionDetail(SessionRow):
     run_id: Optional[str] = None  # noqa: UP045
     run_type: str
     env_name: str
-    symbol: Optional[str] = None  # noqa: UP045
+    symbol: Optional[str] = None  # type: ignore[assignment]  # noqa: UP045 - as the record has it
     config: dict[str, Any]
     metrics: dict[str, Any]
     cli_args: list[str]
@@ -304,6 +318,7 @@ class LiveSessionDetail(SessionRow):
     registry_file: str
     # Other files with the same session id (a writer bug), to resolve by hand.
     conflicting_files: list[str] = []
+    limits: list[LimitBar] = []  # metrics' limit_details as bars
 
 
 def get_session_detail(
@@ -318,8 +333,9 @@ def get_session_detail(
     record = index.read_record(head) if head is not None else None
     if head is None or record is None:
         raise SessionNotFound(session_id)
+    row = session_row(head, snapshot, now, rules).model_dump(exclude={"symbol"})
     return LiveSessionDetail(
-        **session_row(head, snapshot, now, rules).model_dump(),
+        **row,
         run_id=record.run_id,
         run_type=record.run_type,
         env_name=record.env_name,
@@ -336,6 +352,7 @@ def get_session_detail(
         conflicting_files=[
             name for name in snapshot.conflicts.get(session_id, ()) if name != head.file_name
         ],
+        limits=limit_bars(record.metrics),
     )
 
 

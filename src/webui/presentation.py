@@ -7,6 +7,7 @@ values these helpers format.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,16 +29,34 @@ from src.webui.vocabulary import (
 
 EMPTY = "–"
 ID_SHORT_AT = 25
-# A shortened id keeps its start and its end, where the unique suffix usually is.
-ID_KEEP_HEAD = 12
-ID_KEEP_TAIL = 12
+# Without a date in the id, keep a little of the start and more of the end,
+# where the unique suffix (a hash, a counter) usually is.
+ID_KEEP_HEAD = 8
+ID_KEEP_TAIL = 16
+ID_DATE = re.compile(r"(?<!\d)20\d{6}(?!\d)")
+ID_DATE_TAIL = 15
 
 
 def short_id(session_id: str) -> str:
-    """Cut ids over 25 characters in the middle; the full id goes in a tooltip."""
+    """Ids over 25 characters keep what tells them apart: the date and the tail.
+
+    ``session_20251208_120000_shadow_1a2b3c`` -> ``…20251208…shadow_1a2b3c``; the
+    full id goes in a tooltip.
+    """
     if len(session_id) <= ID_SHORT_AT:
         return session_id
-    return session_id[:ID_KEEP_HEAD] + "…" + session_id[-ID_KEEP_TAIL:]
+    date = ID_DATE.search(session_id)
+    if date is None:
+        return session_id[:ID_KEEP_HEAD] + "…" + session_id[-ID_KEEP_TAIL:]
+    if len(session_id) - date.start() < ID_SHORT_AT:
+        return "…" + session_id[date.start() :]
+    tail = session_id[-ID_DATE_TAIL:]
+    if date.end() > len(session_id) - ID_DATE_TAIL:  # the date is in the tail itself
+        return session_id[:ID_KEEP_HEAD] + "…" + session_id[-ID_KEEP_TAIL:]
+    cut = tail.find("_")
+    if 0 <= cut < 6:  # start the tail at a word, not in the middle of one
+        tail = tail[cut + 1 :]
+    return "…" + date.group(0) + "…" + tail
 
 
 def path_quote(text: str) -> str:

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from src.webui import presentation
+from src.webui import glance, presentation
 from src.webui.charts import drawdown_chart, pnl_chart
 from src.webui.live_track import SessionRules
 from src.webui.session_urls import session_api_url
@@ -42,6 +42,7 @@ def build_templates(rules: SessionRules) -> Jinja2Templates:
     presentation.install(templates.env, rules.real_money_modes)
     templates.env.globals.update(pnl_chart=pnl_chart, drawdown_chart=drawdown_chart)
     templates.env.filters["session_api_url"] = session_api_url
+    glance.install(templates.env)
     return templates
 
 

@@ -37,6 +37,7 @@ RecordTime = Annotated[
 ]
 QuickRange = Literal["today", "7d", "30d"]
 SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
+RiskFilter = Literal["green", "yellow", "red"]
 
 # Writers outside Phase 81 use other words for the same states; map them so a
 # record is shown with a sensible badge instead of being dropped.
@@ -108,9 +109,14 @@ class SessionQuery(BaseModel):
     page: int = Field(1, ge=1, le=100_000, description="Page number, from 1")
     mode: tuple[str, ...] = Field((), description="Only these modes (repeatable)")
     status: tuple[SessionStatus, ...] = Field((), description="Only these statuses (repeatable)")
-    symbol: str | None = Field(None, max_length=64, description="Exact symbol, e.g. BTC/USDT")
+    symbol: str | None = Field(
+        None, max_length=64, description="Text contained in the symbol, any case, e.g. btc"
+    )
     environment: str | None = Field(
         None, max_length=128, description="Text contained in 'env_name / symbol'"
+    )
+    risk: tuple[RiskFilter, ...] = Field(
+        (), description="Only these risk lights: green, yellow, red (repeatable)"
     )
     since: datetime | None = Field(None, description="Started at or after (ISO-8601)")
     until: datetime | None = Field(None, description="Started at or before (ISO-8601)")
@@ -131,7 +137,9 @@ class SessionQuery(BaseModel):
     def _modes_are_words(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
         for mode in modes:
             if not (0 < len(mode) <= 32 and mode.replace("_", "").replace("-", "").isalnum()):
-                raise ValueError(f"invalid mode {mode[:40]!r}: letters, digits, _ and - only")
+                raise ValueError(
+                    f"Ungültiger Mode {mode[:40]!r}: nur Buchstaben, Ziffern, _ und -."
+                )
         return modes
 
     @field_validator("symbol", "environment")
@@ -175,7 +183,7 @@ class SessionQuery(BaseModel):
     def filter_key(self, now: datetime) -> tuple[object, ...]:
         """Everything that decides which sessions match, for caching per snapshot."""
         since, until = self.time_bounds(now)
-        return (self.mode, self.status, self.symbol, self.environment, since, until)
+        return (self.mode, self.status, self.symbol, self.environment, self.risk, since, until)
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
@@ -183,13 +191,17 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
     statuses = set(query.status)
     since, until = query.time_bounds(now)
     needle = query.environment.lower() if query.environment else None
+    symbol = query.symbol.lower() if query.symbol else None
+    risks = set(query.risk)
 
     def matches(head: SessionHead) -> bool:
         if modes and head.mode not in modes:
             return False
         if statuses and head_status(head) not in statuses:
             return False
-        if query.symbol and head.symbol != query.symbol:
+        if symbol and symbol not in head.symbol.lower():
+            return False
+        if risks and head.risk not in risks:
             return False
         if needle and needle not in f"{head.env_name} / {head.symbol}".lower():
             return False

@@ -38,6 +38,8 @@ REAL_MONEY = "Echtgeld"
 SIMULATED_MONEY = "Simuliert"
 NO_HEARTBEAT = "ohne Heartbeat"
 STALE = "stale"
+# The risk traffic light (SessionHead.risk) in words, for labels and screen readers.
+RISK_WORDS = {"green": "grün", "yellow": "gelb", "red": "rot"}
 
 
 def status_badge(status: str) -> str:

@@ -66,9 +66,18 @@ def unique_id(prefix: str) -> str:
 
 
 def assert_abbreviates(shown: str, full_id: str) -> None:
-    """A long id is cut to at most 25 characters with an ellipsis, wherever the cut is."""
+    """A long id is cut to at most 25 characters with ellipses, keeping its end.
+
+    Every piece between the cuts is part of the id, in order, and the last one
+    is its tail, where the distinguishing part (date, hash) sits.
+    """
     assert len(full_id) > 25
     assert "…" in shown and len(shown) <= 25, shown
-    head, _, tail = shown.partition("…")
-    assert full_id.startswith(head) and full_id.endswith(tail), (shown, full_id)
-    assert len(head) + len(tail) >= 10, f"too little of the id is left: {shown!r}"
+    pieces = shown.split("…")
+    assert full_id.endswith(pieces[-1]), (shown, full_id)
+    position = 0
+    for piece in pieces:
+        found = full_id.find(piece, position)
+        assert found >= 0, (shown, full_id)
+        position = found + len(piece)
+    assert sum(len(piece) for piece in pieces) >= 10, f"too little of the id is left: {shown!r}"

@@ -19,7 +19,7 @@ SPEC_COLUMNS = ["Session", "Mode", "Status", "Started", "Ended", "PnL", "Max DD"
 STATUS_BADGES = {"OK", "FAIL", "ABORT", "RUN"}
 MODE_CLASSES = {"mode-shadow", "mode-testnet", "mode-paper", "mode-live"}
 # fmt_money: sign, thousands separators, two decimals; a real minus sign for losses.
-MONEY = re.compile(r"^[+−]\d{1,3}(,\d{3})*\.\d{2}$")
+MONEY = re.compile(r"^[+−]\d{1,3}(,\d{3})*\.\d{2}( [A-Z]+)?$")
 
 Screenshot = Callable[[Page, str], Path]
 
@@ -59,8 +59,10 @@ def test_dashboard_desktop_shows_the_live_track_panel(
         expect(tile.locator(".drawdown")).to_have_text(re.compile(r"^\d+\.\d{2} %$"))
 
         headers = page.locator(".sessions-table thead th")
-        expect(headers).to_have_count(8)
-        assert [h.strip() for h in headers.all_text_contents()] == SPEC_COLUMNS
+        expect(headers).to_have_count(11)
+        texts = [h.strip() for h in headers.all_text_contents()]
+        assert texts[:8] == SPEC_COLUMNS  # the spec's eight, in order; then Symbol ...
+        assert texts[8:] == ["Symbol", "Strategie", "Risiko"]
 
         rows = page.locator(".sessions-table tbody tr.session-row")
         expect(rows).to_have_count(10)

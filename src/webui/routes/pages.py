@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from src.webui.dependencies import QueryDep, ViewDep
+from src.webui.filter_errors import without_empty
 from src.webui.live_track import get_session_detail, live_track_view
 from src.webui.rendering import render
 
@@ -13,8 +14,15 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, query: QueryDep, view: ViewDep) -> HTMLResponse:
-    """Show the Live-Track panel: snapshot tile, stats, charts and sessions."""
+def dashboard(request: Request, query: QueryDep, view: ViewDep) -> Response:
+    """Show the Live-Track panel: snapshot tile, stats, charts and sessions.
+
+    Empty form fields leave the URL (a redirect to the same view without them),
+    so a shared or bookmarked link says only what it filters.
+    """
+    cleaned = without_empty(request.query_params.multi_items())
+    if cleaned is not None:
+        return RedirectResponse(f"/?{cleaned}" if cleaned else "/", status_code=303)
     panel = live_track_view(view.snapshot, query, view.now, view.rules)
     return render(request, "index.html", view=panel, query=query)
 
