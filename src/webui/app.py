@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.experiments.registry_index import RegistryIndex
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
+from src.webui.formatting import german_problems, problems_text
 from src.webui.live_track import SessionNotFound, SessionRules
 from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
@@ -57,10 +58,7 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if _wants_json(request):
         return await request_validation_exception_handler(request, exc)
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'][1:]) or 'Anfrage'}: {error['msg']}"
-        for error in exc.errors()
-    )
+    problems = problems_text(german_problems(exc.errors()))
     return _error_page(request, 422, f"Ungültige Filter – {problems}")
 
 

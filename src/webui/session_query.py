@@ -37,6 +37,7 @@ RecordTime = Annotated[
 ]
 QuickRange = Literal["today", "7d", "30d"]
 SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
+GroupKey = Literal["strategy", "symbol", "environment"]
 
 # Writers outside Phase 81 use other words for the same states; map them so a
 # record is shown with a sensible badge instead of being dropped.
@@ -112,11 +113,17 @@ class SessionQuery(BaseModel):
     environment: str | None = Field(
         None, max_length=128, description="Text contained in 'env_name / symbol'"
     )
+    strategy: str | None = Field(
+        None, max_length=200, description="Exact strategy name (config.strategy_name)"
+    )
     since: datetime | None = Field(None, description="Started at or after (ISO-8601)")
     until: datetime | None = Field(None, description="Started at or before (ISO-8601)")
     range: QuickRange | None = Field(None, description="Quick range: today, 7d or 30d")
     sort: SortKey = Field("recent", description="recent = end time, else start time")
     order: Literal["desc", "asc"] = "desc"
+    group: GroupKey = Field(
+        "strategy", description="Group the sessions table 'Nach Strategie' by this"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -134,7 +141,7 @@ class SessionQuery(BaseModel):
                 raise ValueError(f"invalid mode {mode[:40]!r}: letters, digits, _ and - only")
         return modes
 
-    @field_validator("symbol", "environment")
+    @field_validator("symbol", "environment", "strategy")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -160,7 +167,7 @@ class SessionQuery(BaseModel):
     def filter_key(self, now: datetime) -> tuple[object, ...]:
         """Everything that decides which sessions match, for caching per snapshot."""
         since, until = self.time_bounds(now)
-        return (self.mode, self.status, self.symbol, self.environment, since, until)
+        return (self.mode, self.status, self.symbol, self.environment, self.strategy, since, until)
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
@@ -175,6 +182,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
         if statuses and head_status(head) not in statuses:
             return False
         if query.symbol and head.symbol != query.symbol:
+            return False
+        if query.strategy and head.strategy_name != query.strategy:
             return False
         if needle and needle not in f"{head.env_name} / {head.symbol}".lower():
             return False
