@@ -29,7 +29,7 @@ from src.webui.session_stats import DrawdownSeries, PnlLine
 from src.webui.vocabulary import money_word
 
 WIDTH, HEIGHT = 420, 220
-RIGHT, TOP, BOTTOM = 14, 16, 34
+RIGHT, TOP, BOTTOM = 14, 26, 34
 # Axis text is 11 px; about 6.6 px per character, plus the gap to the plot.
 AXIS_CHAR_WIDTH = 6.6
 AXIS_GAP = 10.0
