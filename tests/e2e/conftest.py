@@ -144,11 +144,14 @@ def live_server(
     servers: list[LiveServer] = []
     request.node.live_servers = servers  # read by pytest_runtest_makereport below
 
-    def start(count: int = DEMO_COUNT) -> LiveServer:
+    def start(count: int = DEMO_COUNT, write: Callable[[Path], object] | None = None) -> LiveServer:
         home = tmp_path / f"server{len(servers)}"
         home.mkdir()
         registry = home / "registry"
-        _write_demo_registry(registry, count)
+        if write is None:
+            _write_demo_registry(registry, count)
+        else:  # a registry the test writes itself (e.g. 20,000 sessions, fast)
+            write(registry)
         port = _free_port()
         stderr_path = home / "server-stderr.log"
         with (

@@ -215,8 +215,8 @@ def test_row_expands_and_links_to_the_session_page(
     expect(first.locator("button.expand")).to_have_attribute("aria-expanded", "true")
     detail = page.locator("tr.detail-row")
     expect(detail).to_have_count(1, timeout=WAIT_MS)
-    expect(detail.locator("h3", has_text="Metrics")).to_be_visible()
-    expect(detail.locator("h3", has_text="Config")).to_be_visible()
+    expect(detail.locator("h3", has_text="Kennzahlen")).to_be_visible()
+    expect(detail.locator("h3", has_text="Konfiguration")).to_be_visible()
     expect(detail.locator(".detail")).to_have_attribute("data-session-id", session_id)
 
     first.locator(".cell-id a").click()
@@ -287,11 +287,11 @@ def test_theme_choice_is_remembered(
             break
         toggle.click()
     expect(html).to_have_attribute("data-theme", "light")
-    expect(toggle).to_have_text("Theme: Hell")
+    expect(toggle).to_have_text("Design: Hell")
 
     page.reload()
     expect(html).to_have_attribute("data-theme", "light")
-    expect(toggle).to_have_text("Theme: Hell")
+    expect(toggle).to_have_text("Design: Hell")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(246, 248, 250)", f"light theme background, got {background}"
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
