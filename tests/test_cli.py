@@ -89,7 +89,7 @@ def test_cli_demo_writes_sessions_of_every_mode_and_status(
     assert result.stdout.strip() == f"Wrote 16 demo sessions to {target}."
     assert len(list(target.glob("*.json"))) == 16
     records = list_session_records(target)
-    assert {r.mode for r in records} == {"shadow", "testnet", "paper", "live"}
+    assert {r.mode for r in records} == {"shadow", "testnet", "paper", "live", "bounded_pilot"}
     assert {r.status for r in records} == {"started", "completed", "failed", "aborted"}
 
 

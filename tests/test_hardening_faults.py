@@ -104,7 +104,7 @@ def test_page_shows_banner_while_the_registry_is_unreadable(
         page = client.get("/").text
         since = index.snapshot().unreadable_since
         assert since is not None
-        assert f"Registry nicht lesbar seit {since:%Y-%m-%d %H:%M:%S} UTC" in page
+        assert f"Registry nicht lesbar seit {since:%d.%m.%Y %H:%M} UTC" in page
         assert "<strong>12</strong> Session(s) geladen" in page  # the last good state
         view = client.get("/api/live_track").json()
         assert view["index"]["unreadable_since"] is not None

@@ -177,7 +177,13 @@ def test_demo_records_are_deterministic_and_cover_every_mode_and_status() -> Non
 
     assert records == generate_demo_records(8, now=NOW)
     assert records != generate_demo_records(8, seed=83, now=NOW)
-    assert {r.mode for r in records} == {"shadow", "testnet", "paper", "live"}
+    assert {r.mode for r in generate_demo_records(9, now=NOW)} == {
+        "shadow",
+        "testnet",
+        "paper",
+        "live",
+        "bounded_pilot",
+    }
     assert {r.status for r in records} == {"started", "completed", "failed", "aborted"}
 
 

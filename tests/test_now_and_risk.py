@@ -136,7 +136,7 @@ def test_page_shows_the_strip_and_counts_in_the_title(client: TestClient) -> Non
     strip = re.search(r'<section class="card now-strip".*?</section>', page, re.S)
     assert strip
     text = strip.group(0)
-    assert "run-beat" in text and "−2.50 offen" in text and "USDT" in text
+    assert "run-beat" in text and "−2,50 offen" in text and "USDT" in text
     # A minute before the module was imported; the suite may have run for minutes since.
     assert re.search(r"Heartbeat vor \d+ min", text)
     assert 'href="/session/fail-live-new"' in text and "abort-old" not in text
@@ -169,7 +169,7 @@ def test_limit_details_become_bars(client: TestClient) -> None:
         {"name": "max_position", "value": 1.2, "limit": 1.0, "ratio": 1.2, "severity": "red"}
     ]
     page = client.get("/session/ok-red").text
-    assert "Risiko-Limits" in page and "max_position" in page and "120.00 %" in page
+    assert "Risiko-Limits" in page and "max_position" in page and "120,00 %" in page
     assert 'class="limit-fill" width="100.0"' in page  # capped at the limit
 
 
@@ -240,8 +240,8 @@ def test_bad_filter_renders_the_form_with_german_messages(client: TestClient) ->
     assert response.status_code == 422
     page = response.text
     assert 'id="filter-form"' in page
-    assert re.search(r'id="error-limit"[^>]*>Muss mindestens 1 sein\.<', page)
-    assert re.search(r'id="error-since"[^>]*>Kein gültiger Zeitpunkt', page)
+    assert re.search(r'id="error-limit"[^>]*>Der Wert muss mindestens 1 sein\.<', page)
+    assert re.search(r'id="error-since"[^>]*>Bitte ein Datum mit Uhrzeit angeben', page)
     assert 'name="symbol" value="eth"' in page
     assert 'data-session-id="ok-red"' in page  # the valid symbol filter still applies
     assert 'data-session-id="run-beat"' not in page
@@ -249,7 +249,7 @@ def test_bad_filter_renders_the_form_with_german_messages(client: TestClient) ->
 
 def test_since_after_until_is_said_beside_until() -> None:
     query, errors = salvage_query({"since": "2026-11-25T10:00", "until": "2026-11-24T10:00"})
-    assert errors == {"until": "„Von“ liegt nach „Bis“."}
+    assert errors == {"until": "„Von“ darf nicht nach „Bis“ liegen."}
     assert query.since is None and query.until is None
 
 

@@ -235,24 +235,32 @@ def test_stats_over_the_filtered_set(client: TestClient) -> None:
         "worst_drawdown": 0.21,
         "running": 1,
         "stale": 0,
+        # The numbers to read: per kind of money and currency (checked in
+        # tests/test_money_and_profit.py), win rate and average duration.
+        "money": stats["money"],
+        "win_rate": pytest.approx(2 / 4),
+        "avg_duration_seconds": stats["avg_duration_seconds"],
     }
+    assert [(m["real_money"], m["currency"]) for m in stats["money"]] == sorted(
+        {(m["real_money"], m["currency"]) for m in stats["money"]},
+        key=lambda key: (not key[0], key[1]),
+    )
     live = client.get("/api/live_sessions/stats?mode=live").json()
     assert live["sessions"] == 2 and live["total_realized_pnl"] == 40.0
 
 
 def test_page_stats_strip_agrees_with_api(client: TestClient) -> None:
     html = client.get("/").text
-    assert "Erfolgsquote" in html and "50.00 %" in html
-    assert "+70.50" in html
-    assert "21.00 %" in html
+    assert "Ohne Fehler beendet" in html and "50,00 %" in html
+    assert "Erfolgsquote" not in html
+    assert "21,00 %" in html
 
 
 def test_charts_label_last_value_and_zero_line(client: TestClient) -> None:
     html = client.get("/").text
     assert "Kumulierter Realized PnL" in html
     assert 'class="zero"' in html
-    # cumulative over end time: -5, +30.5, +150.5, +70.5 -> last value labelled
-    assert '<text class="last-value"' in html and "+70.50</text>" in html
+    assert 'class="chart-legend"' in html
     view = client.get("/api/live_track").json()
     assert [p["value"] for p in view["charts"]["cumulative_pnl"]] == [-5.0, 30.5, 150.5, 70.5]
 
@@ -284,7 +292,7 @@ def test_detail_page_shows_record(client: TestClient) -> None:
         "ma_crossover",
         "python run_shadow.py --symbol BTC/USDT",
         "Registry-Datei",
-        "3 h 00 min",
+        "3 h 0 min",
         "⚠ LIVE",
         '<link rel="alternate" type="application/json" href="/api/live_sessions/s-live-fail">',
     ):
@@ -294,7 +302,7 @@ def test_detail_page_shows_record(client: TestClient) -> None:
 def test_detail_partial_renders_alone(client: TestClient) -> None:
     html = client.get("/partials/session/s-paper-ok").text
     assert html.lstrip().startswith('<div class="detail"')
-    assert "Kennzahlen" in html and "<html" not in html
+    assert "Kennzahlen" in html and "Konfiguration" in html and "<html" not in html
 
 
 @pytest.mark.parametrize(

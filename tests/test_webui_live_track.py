@@ -758,10 +758,12 @@ def test_snapshot_tile_shows_the_session(
     text = visible_text(tile)
     assert re.search(rf'class="badge mode-{mode}"', tile)
     assert re.search(r'class="[^"]*\bstatus-completed\b[^"]*">Completed<', tile)
-    assert "2024-12-08 12:00:00 UTC → 2024-12-08 13:00:00 UTC" in text
-    pnl_cell = re.search(rf'<dd class="[^"]*\b{pnl_class}\b[^"]*">(.*?)</dd>', tile)
-    assert pnl_cell and f"{abs(pnl):.2f}" in pnl_cell.group(1)
-    assert "5.00 %" in text
+    assert "08.12.2024 12:00 UTC → 08.12.2024 13:00 UTC" in text
+    pnl_cell = re.search(rf'<dd class="[^"]*\b{pnl_class}\b[^"]*">([^<]*)</dd>', tile)
+    currency = symbol.split("/")[1]
+    amount = f"{abs(pnl):.2f}".replace(".", ",")
+    assert pnl_cell and pnl_cell.group(1).endswith(f"{amount} {currency}")
+    assert "5,00 %" in text
     assert f"{env_name} / {symbol}" in text
     assert "laufend" not in text
 
@@ -789,7 +791,7 @@ def test_snapshot_tile_falls_back_to_a_running_session(registry: Path) -> None:
     assert 'title="only_running"' in tile
     assert "Running" in text
     # Its writer sends no heartbeat: how long it runs, and that liveness is unknown.
-    assert re.search(r"2024-12-08 12:00:00 UTC → läuft seit \d+ d \d+ h · ohne Heartbeat", text)
+    assert re.search(r"08.12.2024 12:00 UTC → läuft seit \d+ d \d+ h · ohne Heartbeat", text)
 
 
 # --- Sessions table -----------------------------------------------------------
@@ -798,7 +800,7 @@ def test_snapshot_tile_falls_back_to_a_running_session(registry: Path) -> None:
 def test_table_has_the_eight_columns(registry: Path) -> None:
     write(registry)
     page = dashboard(registry)
-    thead = re.search(r"<thead>(.*?)</thead>", page, re.S)
+    thead = re.search(r'class="sessions-table">\s*<thead>(.*?)</thead>', page, re.S)
     assert thead
     headers = [visible_text(h) for h in re.findall(r"<th\b[^>]*>(.*?)</th>", thead.group(1), re.S)]
     # The spec's eight first, in order; then what tells bots apart.
@@ -828,14 +830,15 @@ def test_table_shortens_long_session_ids(registry: Path, session_id: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("pnl", "css", "digits"), [(150.0, "pnl-pos", "150.00"), (-42.75, "pnl-neg", "42.75")]
+    ("pnl", "css", "digits"),
+    [(150.0, "pnl-pos", "+150,00 USDT"), (-42.75, "pnl-neg", "−42,75 USDT")],
 )
 def test_table_colours_pnl(registry: Path, pnl: float, css: str, digits: str) -> None:
     write(registry, metrics={"realized_pnl": pnl, "max_drawdown": 0.031, "num_orders": 4})
     row = row_of(dashboard(registry), SPEC_ID)
     assert css in row.cell_class("PnL").split()
-    assert digits in row.cell("PnL")
-    assert row.cell("Max DD") == "3.10 %"
+    assert row.cell("PnL") == digits
+    assert row.cell("Max DD") == "3,10 %"
     assert row.cell("Orders") == "4"
 
 
@@ -851,7 +854,7 @@ def test_table_status_badges(registry: Path, status: str, badge: str) -> None:
 def test_table_running_session_without_heartbeat_says_so(registry: Path) -> None:
     write_running(registry, "running", T0)
     row = row_of(dashboard(registry), "running")
-    assert row.cell("Started") == "2024-12-08 12:00:00 UTC"
+    assert row.cell("Started") == "08.12.2024 12:00 UTC"
     assert re.fullmatch(r"läuft seit \d+ d \d+ h · ohne Heartbeat", row.cell("Ended"))
     assert "stale" not in row.cell("Status")
 
@@ -864,8 +867,8 @@ def test_table_shows_offset_timestamps_in_utc(registry: Path) -> None:
         finished_at=datetime(2024, 12, 8, 23, 30, tzinfo=tokyo),
     )
     row = row_of(dashboard(registry), SPEC_ID)
-    assert row.cell("Started") == "2024-12-08 11:00:00 UTC"
-    assert row.cell("Ended") == "2024-12-08 14:30:00 UTC"
+    assert row.cell("Started") == "08.12.2024 11:00 UTC"
+    assert row.cell("Ended") == "08.12.2024 14:30 UTC"
 
 
 def test_table_empty_cells_show_a_dash_never_none(registry: Path) -> None:
@@ -944,4 +947,4 @@ def test_integration_with_the_real_registry_writers(registry: Path) -> None:
     assert "3 Session(s) geladen" in visible_text(page)
     assert row_of(page, good.record.session_id).cell("Status") == "OK"
     assert row_of(page, bad.record.session_id).cell("Status").startswith("FAIL")
-    assert "150.00" in row_of(page, "registered_directly").cell("PnL")
+    assert row_of(page, "registered_directly").cell("PnL").endswith("+150,00 USDT")

@@ -16,9 +16,9 @@ from typing import Any
 
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
 
-MODES = ("shadow", "testnet", "paper", "live")
+MODES = ("shadow", "testnet", "paper", "live", "bounded_pilot")
 STATUSES = ("started", "completed", "failed", "aborted")
-_MODE_WEIGHTS = (35, 30, 25, 10)
+_MODE_WEIGHTS = (33, 28, 24, 10, 5)
 
 _LIVE_ENVS = ("kraken_spot", "binance_spot", "bybit_perp", "kraken_futures")
 _ENVS_BY_MODE = {
@@ -26,9 +26,22 @@ _ENVS_BY_MODE = {
     "testnet": ("kraken_futures_testnet", "bybit_perp_testnet", "binance_futures_testnet"),
     "paper": ("paper_broker", "kraken_spot", "binance_spot"),
     "live": _LIVE_ENVS,
+    "bounded_pilot": ("kraken_spot", "kraken_futures"),
 }
-_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "BTC/EUR", "ETH/BTC")
-_SYMBOL_WEIGHTS = (30, 25, 15, 8, 7, 10, 5)
+# Mixed quote currencies (USDT, EUR, USD, a little BTC), as a real desk trades them.
+_SYMBOLS = (
+    "BTC/USDT",
+    "ETH/USDT",
+    "SOL/USDT",
+    "XRP/USDT",
+    "BTC/USDT:USDT",
+    "BTC/EUR",
+    "ETH/EUR",
+    "BTC/USD",
+    "ETH/USD",
+    "ETH/BTC",
+)
+_SYMBOL_WEIGHTS = (24, 18, 10, 6, 6, 10, 5, 10, 6, 5)
 _TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
 _STRATEGIES: dict[str, dict[str, Any]] = {
     "ma_crossover": {"fast_window": 20, "slow_window": 50, "ma_type": "ema"},
@@ -57,7 +70,7 @@ _HISTORY = timedelta(days=42)
 def generate_demo_records(
     count: int, seed: int = 82, now: datetime | None = None
 ) -> list[LiveSessionRecord]:
-    """Build ``count`` realistic sessions; every mode and status occurs once count >= 8."""
+    """Build ``count`` realistic sessions; every mode and status occurs once count >= 9."""
     return list(iter_demo_records(count, seed, now))
 
 
@@ -147,7 +160,7 @@ def _demo_record(
         started_at=started_at,
         finished_at=finished_at,
         config=_demo_config(rng, mode, env_name, symbol, strategy, timeframe),
-        metrics=_demo_metrics(rng, status, duration),
+        metrics=_demo_metrics(rng, status, duration, symbol.endswith("/BTC")),
         cli_args=[
             "python",
             "scripts/run_live_session.py",
@@ -177,9 +190,10 @@ def _unique_session_id(
 def _demo_config(
     rng: random.Random, mode: str, env_name: str, symbol: str, strategy: str, timeframe: str
 ) -> dict[str, Any]:
-    base, quote = symbol.split("/")
+    base, quote = symbol.split(":")[0].split("/")
     risk_per_trade = rng.choice((0.0025, 0.005, 0.01, 0.015))
     return {
+        "strategy_name": strategy,
         "strategy": {"name": strategy, "version": "1.4.2", "params": dict(_STRATEGIES[strategy])},
         "market": {
             "exchange": env_name,
@@ -216,13 +230,17 @@ def _demo_config(
     }
 
 
-def _demo_metrics(rng: random.Random, status: str, duration: timedelta) -> dict[str, Any]:
+def _demo_metrics(
+    rng: random.Random, status: str, duration: timedelta, in_btc: bool = False
+) -> dict[str, Any]:
     hours = max(duration.total_seconds() / 3600, 0.05)
     num_orders = max(0, int(rng.gauss(6 * hours, 3 * hours)))
     num_trades = num_orders // 2 + rng.randint(0, num_orders % 2)
     wins = rng.randint(0, num_trades)
     drift = {"completed": 25.0, "failed": -40.0, "aborted": -10.0, "started": 5.0}[status]
     realized_pnl = round(rng.gauss(drift * hours, 90 * hours**0.5), 2)
+    if in_btc:  # a BTC-quoted pair earns fractions of a bitcoin
+        realized_pnl = round(realized_pnl / 60_000, 6)
     max_drawdown = round(min(rng.betavariate(1.6, 14.0), 0.25), 4)
     unrealized = round(rng.gauss(0, 40), 2) if status == "started" else 0.0
     return {

@@ -22,6 +22,7 @@ from src.experiments.registry_index import RegistryIndex
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
 from src.webui.dependencies import FIRST_LOAD_WAIT_SECONDS
 from src.webui.filter_errors import raw_params, salvage_query
+from src.webui.formatting import german_problems, problems_text
 from src.webui.live_track import SessionNotFound, SessionRules, live_track_view, utcnow
 from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
@@ -73,10 +74,7 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
         return await request_validation_exception_handler(request, exc)
     if request.url.path == "/":
         return _dashboard_with_errors(request)
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'][1:]) or 'Anfrage'}: {error['msg']}"
-        for error in exc.errors()
-    )
+    problems = problems_text(german_problems(exc.errors()))
     return _error_page(request, 422, f"Ungültige Filter – {problems}")
 
 

@@ -14,64 +14,30 @@ from urllib.parse import urlencode
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from src.webui.formatting import error_field, german_problem
 from src.webui.session_query import SessionQuery
+from src.webui.vocabulary import FIELD_LABELS
 
 FORM = "form"  # errors about the combination of fields, shown above the form
 _REPEATABLE = frozenset({"mode", "status", "risk"})
-_FIELD_NAMES = {
-    "limit": "Pro Seite",
-    "page": "Seite",
-    "mode": "Mode",
-    "status": "Status",
-    "symbol": "Symbol",
-    "environment": "Environment",
-    "risk": "Risiko",
-    "since": "Von",
-    "until": "Bis",
-    "range": "Zeitraum",
-    "sort": "Sortierung",
-    "order": "Reihenfolge",
-}
-
-
-def _german(error: ErrorDetails | dict[str, Any]) -> str:
-    kind = str(error.get("type", ""))
-    context = error.get("ctx") or {}
-    if kind in ("int_parsing", "int_from_float"):
-        return "Bitte eine ganze Zahl eingeben."
-    if kind in ("greater_than_equal", "greater_than"):
-        return f"Muss mindestens {context.get('ge', context.get('gt', ''))} sein."
-    if kind in ("less_than_equal", "less_than"):
-        return f"Darf höchstens {context.get('le', context.get('lt', ''))} sein."
-    if kind == "string_too_long":
-        return f"Höchstens {context.get('max_length', '')} Zeichen."
-    if kind.startswith("datetime") or kind.startswith("date_"):
-        return "Kein gültiger Zeitpunkt (Beispiel: 2026-11-25T08:00)."
-    if kind in ("literal_error", "enum"):
-        return f"Erlaubt: {context.get('expected', '')}."
-    if kind == "extra_forbidden":
-        return "Unbekannter Parameter."
-    if kind == "value_error":
-        # Our validators word their messages for the trader (session_query.py).
-        text = str(error.get("msg", "")).removeprefix("Value error, ")
-        return "„Von“ liegt nach „Bis“." if "since" in text else text or "Ungültiger Wert."
-    return "Ungültiger Wert."
 
 
 def field_errors(errors: Iterable[ErrorDetails | dict[str, Any]]) -> dict[str, str]:
     """One German message per form field; ``FORM`` for errors of no single field."""
     messages: dict[str, str] = {}
     for error in errors:
-        location = [part for part in error.get("loc", ()) if part != "query"]
-        field = str(location[0]) if location and isinstance(location[0], str) else FORM
-        if field == FORM and "since" in str(error.get("msg", "")):
-            field = "until"  # the bounds are out of order: say it beside the second
-        messages.setdefault(field, _german(error))
+        location = tuple(error.get("loc", ()))
+        # SessionQuery's own errors start with the field; FastAPI's with "query".
+        field = error_field(location if location[:1] == ("query",) else ("query", *location))
+        if not field:
+            # The bounds are out of order: say it beside the second.
+            field = "until" if "since" in str(error.get("msg", "")) else FORM
+        messages.setdefault(field, german_problem(error))
     return messages
 
 
 def field_label(field: str) -> str:
-    return _FIELD_NAMES.get(field, field)
+    return FIELD_LABELS.get(field, field)
 
 
 def raw_params(items: Sequence[tuple[str, str]]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from src.experiments.registry_index import IndexSnapshot, RegistryIndex
 from src.experiments.session_head import SessionHead
 from src.webui.now_view import NowView, RiskLight, now_view
 from src.webui.risk_view import LimitBar, limit_bars
+from src.webui.session_profit import SessionGroups
 from src.webui.session_query import (
     RecordTime,
     SessionQuery,
@@ -34,7 +35,13 @@ from src.webui.session_query import (
     is_stale,
     sort_sessions,
 )
-from src.webui.session_stats import SessionCharts, SessionStats, session_charts, session_stats
+from src.webui.session_stats import (
+    SessionCharts,
+    SessionStats,
+    session_charts,
+    session_groups,
+    session_stats,
+)
 from src.webui.settings import Settings
 from src.webui.vocabulary import DEFAULT_REAL_MONEY_MODES, REAL_MONEY, SessionStatus, money_kind
 
@@ -233,6 +240,7 @@ class LiveTrackView(BaseModel):
     page: PageInfo
     stats: SessionStats
     charts: SessionCharts
+    groups: SessionGroups  # the "Nach Strategie" table, grouped by the query's ``group``
     skipped: SkippedFiles
     modes: list[str]
     real_money_modes: list[str]
@@ -276,8 +284,9 @@ def live_track_view(
             limit=query.limit,
             matching=matching,
         ),
-        stats=session_stats(snapshot, query, now, rules.stale_after),
-        charts=session_charts(snapshot, query, now),
+        stats=session_stats(snapshot, query, now, rules.stale_after, rules.real_money_modes),
+        charts=session_charts(snapshot, query, now, rules.real_money_modes),
+        groups=session_groups(snapshot, query, now, rules.real_money_modes),
         skipped=SkippedFiles(
             count=len(snapshot.skipped),
             first=[(s.name, s.reason) for s in snapshot.skipped[:SKIPPED_SHOWN]],
@@ -451,7 +460,9 @@ def get_filtered_sessions(
 def get_session_stats(base_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The stats the dashboard shows over the whole registry, original keys included."""
     index, rules = _shared(base_dir)
-    stats = session_stats(index.snapshot(), SessionQuery(), utcnow(), rules.stale_after)
+    stats = session_stats(
+        index.snapshot(), SessionQuery(), utcnow(), rules.stale_after, rules.real_money_modes
+    )
     return stats.model_dump()
 
 

@@ -15,19 +15,39 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment
 
 from src.experiments.live_session_record import utc_instant
+from src.webui.formatting import (
+    EMPTY,
+    currency_text,
+    fmt_compact,
+    fmt_count,
+    fmt_date,
+    fmt_duration,
+    fmt_money,
+    fmt_pct,
+    fmt_ratio,
+    fmt_time,
+    german_number,
+)
 from src.webui.live_track import LiveSessionDetail, SessionRow
 from src.webui.session_query import SessionQuery
 from src.webui.vocabulary import (
+    ENDED_WITHOUT_ERROR,
+    GROUP_LABELS,
     KNOWN_MODES,
+    NO_GROUP_VALUE,
     NO_HEARTBEAT,
+    PROFIT_FACTOR,
+    STALE,
     STATUS_ORDER,
+    UNKNOWN_CURRENCY,
+    WIN_RATE,
     mode_class,
+    money_word,
     status_badge,
     status_label,
     vocabulary_json,
 )
 
-EMPTY = "–"
 ID_SHORT_AT = 25
 # Without a date in the id, keep a little of the start and more of the end,
 # where the unique suffix (a hash, a counter) usually is.
@@ -65,7 +85,7 @@ def path_quote(text: str) -> str:
 
 
 def _is_flat(value: float) -> bool:
-    # What rounds to 0.00 is shown as flat: no sign, no colour.
+    # What rounds to 0,00 is shown as flat: no sign, no colour.
     return round(value, 2) == 0
 
 
@@ -73,47 +93,6 @@ def pnl_class(value: float | None) -> str:
     if value is None or _is_flat(value):
         return "pnl-flat"
     return "pnl-pos" if value > 0 else "pnl-neg"
-
-
-def fmt_money(value: float | None) -> str:
-    if value is None:
-        return EMPTY
-    if _is_flat(value):
-        return "0.00"
-    return f"{value:+,.2f}".replace("-", "−")
-
-
-def fmt_pct(value: float | None) -> str:
-    return EMPTY if value is None else f"{value * 100:.2f} %"
-
-
-def fmt_count(value: int | None) -> str:
-    return EMPTY if value is None else f"{value:,}"
-
-
-def fmt_time(value: datetime | None) -> str:
-    """Show every timestamp in UTC, whatever offset its writer used."""
-    if value is None:
-        return EMPTY
-    return utc_instant(value).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def fmt_iso(value: datetime | None) -> str:
-    return "" if value is None else utc_instant(value).isoformat()
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return EMPTY
-    total = int(seconds)
-    sign = "−" if total < 0 else ""
-    hours, rest = divmod(abs(total), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 24:
-        return f"{sign}{hours // 24} d {hours % 24} h"
-    if hours:
-        return f"{sign}{hours} h {minutes:02d} min"
-    return f"{sign}{minutes} min {secs:02d} s"
 
 
 def session_duration(session: LiveSessionDetail, now: datetime | None = None) -> str:
@@ -147,12 +126,29 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:,.6g}"
+        return _german_general(value)
     if isinstance(value, str) and value in _NON_FINITE:  # how the detail model carries them
         return _NON_FINITE[value]
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     return str(value)
+
+
+def _german_general(value: float) -> str:
+    """Six significant digits, German separators: ``0,0025``, ``25.000``, ``1,5e-07``."""
+    text = f"{value:,.6g}"
+    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".").replace("-", "−")
+
+
+def fmt_iso(value: datetime | None) -> str:
+    return "" if value is None else utc_instant(value).isoformat()
+
+
+def group_link(query: SessionQuery, group_by: str, key: str) -> str | None:
+    """The dashboard filtered to one group of the "Nach Strategie" table."""
+    if not key:
+        return None  # sessions without a strategy (symbol, ...) cannot be filtered to
+    return query_url("/", query, page=1, **{group_by: key})
 
 
 def active_filters(query: SessionQuery) -> int:
@@ -162,6 +158,7 @@ def active_filters(query: SessionQuery) -> int:
         query.status,
         query.symbol,
         query.environment,
+        query.strategy,
         query.since,
         query.until,
         query.range,
@@ -202,7 +199,13 @@ def install(env: Environment, real_money_modes: frozenset[str]) -> None:
         money=fmt_money,
         pct=fmt_pct,
         count=fmt_count,
+        ratio=fmt_ratio,
+        compact=fmt_compact,
+        number=german_number,
+        currency=currency_text,
+        money_word=money_word,
         time=fmt_time,
+        date=fmt_date,
         iso=fmt_iso,
         duration=fmt_duration,
         value=fmt_value,
@@ -217,5 +220,15 @@ def install(env: Environment, real_money_modes: frozenset[str]) -> None:
         real_money_modes=real_money_modes,
         vocabulary_json=vocabulary_json(real_money_modes),
         liveness=liveness,
+        group_link=group_link,
         empty=EMPTY,
+        stale_word=STALE,
+        unknown_currency=UNKNOWN_CURRENCY,
+        words={
+            "ended_without_error": ENDED_WITHOUT_ERROR,
+            "win_rate": WIN_RATE,
+            "profit_factor": PROFIT_FACTOR,
+            "group_labels": GROUP_LABELS,
+            "no_group_value": NO_GROUP_VALUE,
+        },
     )

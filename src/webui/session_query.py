@@ -38,6 +38,7 @@ RecordTime = Annotated[
 QuickRange = Literal["today", "7d", "30d"]
 SortKey = Literal["recent", "started", "ended", "pnl", "drawdown"]
 RiskFilter = Literal["green", "yellow", "red"]
+GroupKey = Literal["strategy", "symbol", "environment"]
 
 # Writers outside Phase 81 use other words for the same states; map them so a
 # record is shown with a sensible badge instead of being dropped.
@@ -118,11 +119,17 @@ class SessionQuery(BaseModel):
     risk: tuple[RiskFilter, ...] = Field(
         (), description="Only these risk lights: green, yellow, red (repeatable)"
     )
+    strategy: str | None = Field(
+        None, max_length=200, description="Exact strategy name (config.strategy_name)"
+    )
     since: datetime | None = Field(None, description="Started at or after (ISO-8601)")
     until: datetime | None = Field(None, description="Started at or before (ISO-8601)")
     range: QuickRange | None = Field(None, description="Quick range: today, 7d or 30d")
     sort: SortKey = Field("recent", description="recent = end time, else start time")
     order: Literal["desc", "asc"] = "desc"
+    group: GroupKey = Field(
+        "strategy", description="Group the sessions table 'Nach Strategie' by this"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,7 +149,7 @@ class SessionQuery(BaseModel):
                 )
         return modes
 
-    @field_validator("symbol", "environment")
+    @field_validator("symbol", "environment", "strategy")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -183,7 +190,10 @@ class SessionQuery(BaseModel):
     def filter_key(self, now: datetime) -> tuple[object, ...]:
         """Everything that decides which sessions match, for caching per snapshot."""
         since, until = self.time_bounds(now)
-        return (self.mode, self.status, self.symbol, self.environment, self.risk, since, until)
+        return (
+            self.mode, self.status, self.symbol, self.environment, self.risk, self.strategy,
+            since, until,
+        )  # fmt: skip
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
@@ -202,6 +212,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
         if symbol and symbol not in head.symbol.lower():
             return False
         if risks and head.risk not in risks:
+            return False
+        if query.strategy and head.strategy_name != query.strategy:
             return False
         if needle and needle not in f"{head.env_name} / {head.symbol}".lower():
             return False

@@ -1,20 +1,34 @@
-"""Aggregates over the filtered sessions: the stats strip and the chart series."""
+"""Aggregates over the filtered sessions: the stats strip and the chart series.
+
+Money is summed per kind (real / simulated) and currency only
+(``session_profit``); the all-currency totals stay for compatibility.
+"""
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta, timezone
 from itertools import accumulate, islice
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
 from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_index import IndexSnapshot
 from src.experiments.session_head import SessionHead
+from src.webui.session_profit import (
+    DailyPnl,
+    MoneyTotal,
+    MoneyTotals,
+    SessionGroups,
+    daily_pnl,
+    group_sessions,
+    money_order,
+    utc_day,
+)
 from src.webui.session_query import (
     RecordTime,
     SessionQuery,
@@ -23,18 +37,28 @@ from src.webui.session_query import (
     is_stale,
     normalize_status,
 )
-from src.webui.vocabulary import SESSION_STATUSES
+from src.webui.vocabulary import DEFAULT_REAL_MONEY_MODES, SESSION_STATUSES
 
 MAX_CHART_POINTS = 400
 DRAWDOWN_BARS = 40
+# Above this many sessions the drawdown chart shows the worst value per day,
+# and above this many days per week.
+MAX_DAY_BUCKETS = 60
+DEFAULT_REAL_MONEY = frozenset(DEFAULT_REAL_MONEY_MODES)
 
 
 class SessionStats(BaseModel):
     """How the filtered sessions went, in numbers.
 
-    ``total_sessions``, ``total_pnl`` and ``avg_drawdown`` are the original
-    dashboard's keys, kept for its scripts; ``total_pnl`` and
-    ``total_realized_pnl`` add every currency and mode together.
+    ``money`` holds realized PnL, win rate, profit factor and best / worst
+    session per kind of money and currency, real money first: the numbers to
+    read. ``total_sessions``, ``total_pnl`` and ``avg_drawdown`` are the
+    original dashboard's keys, kept for its scripts; ``total_pnl``,
+    ``total_realized_pnl`` and ``avg_realized_pnl`` add **all currencies**, real
+    and simulated money together, and are kept for compatibility only.
+    ``success_rate`` is the share of ended sessions that ended without error
+    (completed), not a measure of profit; ``win_rate`` is the share of
+    sessions with a realized PnL above zero among those with one.
     """
 
     total_sessions: int
@@ -49,6 +73,9 @@ class SessionStats(BaseModel):
     worst_drawdown: float | None
     running: int
     stale: int
+    money: list[MoneyTotal] = []
+    win_rate: float | None = None
+    avg_duration_seconds: float | None = None  # over the ended sessions
 
 
 class ChartPoint(BaseModel):
@@ -57,11 +84,45 @@ class ChartPoint(BaseModel):
     session_id: str
 
 
+class PnlLine(BaseModel):
+    """Cumulative realized PnL of one kind of money in one currency."""
+
+    real_money: bool
+    currency: str
+    points: list[ChartPoint]
+
+
+class DrawdownBar(BaseModel):
+    """The worst max drawdown of one session, day or week (``start`` to ``end``)."""
+
+    start: RecordTime
+    end: RecordTime
+    value: float
+    sessions: int
+    session_id: str  # the session with the worst value
+
+
+class DrawdownSeries(BaseModel):
+    bucket: Literal["session", "day", "week"]
+    bars: list[DrawdownBar]
+
+
 class SessionCharts(BaseModel):
-    """Cumulative realized PnL over time, and max drawdown of the latest sessions."""
+    """The chart series of the filtered set.
+
+    ``pnl_lines`` (one per kind of money and currency) and ``drawdown``
+    (every session with a drawdown, bucketed per day or week when many) are
+    what the page draws; ``daily_pnl`` the last 30 days per kind and currency.
+    ``cumulative_pnl`` adds **all currencies** and real and simulated money
+    together, and ``drawdowns`` holds only the latest 40 sessions: both are
+    kept for compatibility.
+    """
 
     cumulative_pnl: list[ChartPoint]
     drawdowns: list[ChartPoint]
+    pnl_lines: list[PnlLine] = []
+    drawdown: DrawdownSeries = DrawdownSeries(bucket="session", bars=[])
+    daily_pnl: list[DailyPnl] = []
 
 
 class StatsTally(NamedTuple):
@@ -71,7 +132,9 @@ class StatsTally(NamedTuple):
     running: tuple[SessionHead, ...]
 
 
-def tally_sessions(heads: Sequence[SessionHead]) -> StatsTally:
+def tally_sessions(
+    heads: Sequence[SessionHead], real_money_modes: Collection[str] = DEFAULT_REAL_MONEY
+) -> StatsTally:
     """Count and sum the sessions in one pass; stale is left to the caller."""
     # One pass: at 100,000 sessions each pass over the heads costs ~20 ms
     # of memory traffic alone, more than the arithmetic.
@@ -80,6 +143,8 @@ def tally_sessions(heads: Sequence[SessionHead]) -> StatsTally:
     running: list[SessionHead] = []
     total, priced, worst = 0.0, 0, -math.inf
     drawdown_sum, drawdowns = 0.0, 0
+    money = MoneyTotals(real_money_modes)
+    wins, duration_sum, durations = 0, 0.0, 0
     for head in heads:
         word, mode, finished, pnl, drawdown = _STATS_FIELDS(head)
         status = normalize_status(word, finished is not None)
@@ -87,9 +152,14 @@ def tally_sessions(heads: Sequence[SessionHead]) -> StatsTally:
         if status == "started":
             running.append(head)
         by_mode[mode] = by_mode.get(mode, 0) + 1
+        if finished is not None:
+            duration_sum += head.order_key[0] - utc_instant(head.started_at).timestamp()
+            durations += 1
         if pnl is not None:
             total += pnl
             priced += 1
+            wins += pnl > 0
+            money.add(head, pnl)
         if drawdown is not None:
             drawdown_sum += drawdown
             drawdowns += 1
@@ -110,16 +180,27 @@ def tally_sessions(heads: Sequence[SessionHead]) -> StatsTally:
         worst_drawdown=worst if worst != -math.inf else None,
         running=by_status["started"],
         stale=0,
+        money=money.totals(),
+        win_rate=wins / priced if priced else None,
+        avg_duration_seconds=duration_sum / durations if durations else None,
     )
     return StatsTally(stats, tuple(running))
 
 
 def session_stats(
-    snapshot: IndexSnapshot, query: SessionQuery, now: datetime, stale_after: timedelta
+    snapshot: IndexSnapshot,
+    query: SessionQuery,
+    now: datetime,
+    stale_after: timedelta,
+    real_money_modes: frozenset[str] = DEFAULT_REAL_MONEY,
 ) -> SessionStats:
     """Count and sum the filtered set once per snapshot; stale is judged against now."""
     heads = filter_sessions(snapshot, query, now)
-    tally = cached_view(snapshot, ("stats", *query.filter_key(now)), lambda: tally_sessions(heads))
+    tally = cached_view(
+        snapshot,
+        ("stats", real_money_modes, *query.filter_key(now)),
+        lambda: tally_sessions(heads, real_money_modes),
+    )
     if not tally.running:
         return tally.stats
     # Staleness moves with the clock, so it is judged per call, over the few running.
@@ -144,32 +225,18 @@ def _thin(count: int, most: int) -> list[int]:
     return [round(i * step) for i in range(most)]
 
 
-def chart_series(heads: Sequence[SessionHead]) -> SessionCharts:
-    """Cumulative realized PnL over activity time, and the latest sessions' drawdowns.
+def chart_series(
+    heads: Sequence[SessionHead],
+    real_money_modes: Collection[str] = DEFAULT_REAL_MONEY,
+    today: datetime | None = None,
+) -> SessionCharts:
+    """Cumulative realized PnL over activity time, drawdowns and PnL per day.
 
-    ``heads`` come newest activity first, as the index and its filters give them.
+    ``heads`` come newest activity first, as the index and its filters give
+    them; ``today`` ends the 30 days of ``daily_pnl`` (none without it).
     """
-    # Ended sessions come in activity order already (the index's order is
-    # end time, else start time), so only the few running ones need sorting.
-    # A running session has realized PnL too, as of its last heartbeat;
-    # counting it there makes the line end where the stats strip's total stands.
-    priced: list[SessionHead] = []
-    pnls: list[float] = []
-    running: list[tuple[SessionHead, float]] = []
-    for head in reversed(heads):  # one pass, oldest activity first
-        pnl = head.realized_pnl
-        if pnl is None:
-            continue
-        if head.finished_at is None:
-            running.append((head, pnl))
-        else:
-            priced.append(head)
-            pnls.append(pnl)
-    for head, pnl in running:
-        at = bisect.bisect_right(priced, _chart_time(head), key=_chart_time)
-        priced.insert(at, head)
-        pnls.insert(at, pnl)
-    totals = list(accumulate(pnls))
+    priced = _priced_in_activity_order(heads)
+    totals = list(accumulate(pnl for _, pnl in priced))
     latest = list(
         islice(
             (
@@ -187,17 +254,133 @@ def chart_series(heads: Sequence[SessionHead]) -> SessionCharts:
     return SessionCharts(
         cumulative_pnl=[
             ChartPoint(
-                at=priced[i].finished_at or priced[i].updated_at or priced[i].started_at,
+                at=_point_time(priced[i][0]),
                 value=round(totals[i], 8),
-                session_id=priced[i].session_id,
+                session_id=priced[i][0].session_id,
             )
             for i in _thin(len(priced), MAX_CHART_POINTS)
         ],
         drawdowns=drawdowns,
+        pnl_lines=_pnl_lines(priced, real_money_modes),
+        drawdown=drawdown_series(heads),
+        daily_pnl=daily_pnl(heads, utc_day(today), real_money_modes) if today else [],
     )
 
 
-def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> SessionCharts:
-    """The chart series of the filtered set, computed once per snapshot."""
+def _point_time(head: SessionHead) -> datetime:
+    return head.finished_at or head.updated_at or head.started_at
+
+
+def _priced_in_activity_order(heads: Sequence[SessionHead]) -> list[tuple[SessionHead, float]]:
+    """The sessions with a realized PnL, oldest activity first."""
+    # Ended sessions come in activity order already (the index's order is
+    # end time, else start time), so only the few running ones need sorting.
+    # A running session has realized PnL too, as of its last heartbeat;
+    # counting it there makes the line end where the stats strip's total stands.
+    priced: list[tuple[SessionHead, float]] = []
+    running: list[tuple[SessionHead, float]] = []
+    for head in reversed(heads):  # one pass, oldest activity first
+        pnl = head.realized_pnl
+        if pnl is None:
+            continue
+        (priced if head.finished_at is not None else running).append((head, pnl))
+    for item in running:
+        at = bisect.bisect_right(priced, _chart_time(item[0]), key=lambda p: _chart_time(p[0]))
+        priced.insert(at, item)
+    return priced
+
+
+def _pnl_lines(
+    priced: list[tuple[SessionHead, float]], real_money_modes: Collection[str]
+) -> list[PnlLine]:
+    """One cumulative line per kind of money and currency, each thinned on its own."""
+    lines: dict[tuple[bool, str], list[ChartPoint]] = {}
+    sums: dict[tuple[bool, str], float] = {}
+    for head, pnl in priced:
+        key = (head.mode in real_money_modes, head.currency)
+        sums[key] = sums.get(key, 0.0) + pnl
+        point = ChartPoint(
+            at=_point_time(head), value=round(sums[key], 8), session_id=head.session_id
+        )
+        lines.setdefault(key, []).append(point)
+    return [
+        PnlLine(
+            real_money=key[0],
+            currency=key[1],
+            points=[lines[key][i] for i in _thin(len(lines[key]), MAX_CHART_POINTS)],
+        )
+        for key in sorted(lines, key=money_order)
+    ]
+
+
+def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
+    """Every session's max drawdown, oldest first; the worst per day or week when many."""
+    points = [
+        (_chart_time(h), h.max_drawdown, h) for h in reversed(heads) if h.max_drawdown is not None
+    ]
+    points.sort(key=lambda p: p[0])  # running sessions sit by start time
+    if len(points) <= DRAWDOWN_BARS:
+        return DrawdownSeries(
+            bucket="session",
+            bars=[
+                DrawdownBar(
+                    start=_point_time(h),
+                    end=_point_time(h),
+                    value=v,
+                    sessions=1,
+                    session_id=h.session_id,
+                )
+                for _, v, h in points
+            ],
+        )
+    span_days = (points[-1][0] - points[0][0]) / 86400
+    size = 86400 if span_days <= MAX_DAY_BUCKETS else 7 * 86400
+    # Weeks start on Monday: 1970-01-01 was a Thursday, so shift by four days.
+    offset = 0 if size == 86400 else 4 * 86400
+    buckets: dict[int, tuple[float, int, SessionHead]] = {}
+    for at, value, head in points:
+        slot = int((at - offset) // size)
+        found = buckets.get(slot)
+        if found is None:
+            buckets[slot] = (value, 1, head)
+        elif value > found[0]:
+            buckets[slot] = (value, found[1] + 1, head)
+        else:
+            buckets[slot] = (found[0], found[1] + 1, found[2])
+    return DrawdownSeries(
+        bucket="day" if size == 86400 else "week",
+        bars=[
+            DrawdownBar(
+                start=datetime.fromtimestamp(slot * size + offset, timezone.utc),
+                end=datetime.fromtimestamp((slot + 1) * size + offset - 1, timezone.utc),
+                value=value,
+                sessions=count,
+                session_id=head.session_id,
+            )
+            for slot, (value, count, head) in sorted(buckets.items())
+        ],
+    )
+
+
+def session_charts(
+    snapshot: IndexSnapshot,
+    query: SessionQuery,
+    now: datetime,
+    real_money_modes: frozenset[str] = DEFAULT_REAL_MONEY,
+) -> SessionCharts:
+    """The chart series of the filtered set, computed once per snapshot (and day)."""
     heads = filter_sessions(snapshot, query, now)
-    return cached_view(snapshot, ("charts", *query.filter_key(now)), lambda: chart_series(heads))
+    key = ("charts", utc_day(now), real_money_modes, *query.filter_key(now))
+    return cached_view(snapshot, key, lambda: chart_series(heads, real_money_modes, now))
+
+
+def session_groups(
+    snapshot: IndexSnapshot,
+    query: SessionQuery,
+    now: datetime,
+    real_money_modes: frozenset[str] = DEFAULT_REAL_MONEY,
+) -> SessionGroups:
+    """The filtered sessions grouped by ``query.group``, computed once per snapshot."""
+    heads = filter_sessions(snapshot, query, now)
+    key = ("groups", query.group, real_money_modes, *query.filter_key(now))
+    return cached_view(snapshot, key, lambda: group_sessions(heads, query.group, real_money_modes))

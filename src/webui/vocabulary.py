@@ -37,7 +37,46 @@ DEFAULT_REAL_MONEY_MODES = ("live", "bounded_pilot")
 REAL_MONEY = "Echtgeld"
 SIMULATED_MONEY = "Simuliert"
 NO_HEARTBEAT = "ohne Heartbeat"
-STALE = "stale"
+STALE = "veraltet"  # a running session whose heartbeats stopped
+
+# Amounts always carry their currency; a record that names none is shown as such.
+UNKNOWN_CURRENCY_MARK = "¤"  # the generic currency sign, with a tooltip
+UNKNOWN_CURRENCY = "Währung unbekannt"
+
+# What the stats strip and the API call "completed" when counting: not profit.
+ENDED_WITHOUT_ERROR = "Ohne Fehler beendet"
+WIN_RATE = "Gewinnquote"
+PROFIT_FACTOR = "Profit-Faktor"
+
+# How the "Nach Strategie" table can group (query parameter ``group``).
+GROUP_LABELS: dict[str, str] = {
+    "strategy": "Strategie",
+    "symbol": "Symbol",
+    "environment": "Environment",
+}
+NO_GROUP_VALUE = {
+    "strategy": "ohne Strategie",
+    "symbol": "ohne Symbol",
+    "environment": "ohne Environment",
+}
+
+# The filter form's field labels, for messages about a query parameter.
+FIELD_LABELS: dict[str, str] = {
+    "mode": "Mode",
+    "status": "Status",
+    "symbol": "Symbol",
+    "environment": "Environment",
+    "strategy": "Strategie",
+    "since": "Von",
+    "until": "Bis",
+    "range": "Zeitraum",
+    "limit": "Pro Seite",
+    "page": "Seite",
+    "sort": "Sortierung",
+    "order": "Reihenfolge",
+    "group": "Gruppierung",
+    "risk": "Risiko",
+}
 # The risk traffic light (SessionHead.risk) in words, for labels and screen readers.
 RISK_WORDS = {"green": "grün", "yellow": "gelb", "red": "rot"}
 
@@ -58,6 +97,10 @@ def mode_class(mode: str) -> str:
 
 def money_kind(mode: str, real_money_modes: Iterable[str]) -> str:
     return REAL_MONEY if mode in real_money_modes else SIMULATED_MONEY
+
+
+def money_word(real_money: bool) -> str:
+    return REAL_MONEY if real_money else SIMULATED_MONEY
 
 
 def vocabulary_json(real_money_modes: Iterable[str]) -> str:

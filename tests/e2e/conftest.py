@@ -86,10 +86,18 @@ def live_server(
     other options as for the suite's ``live_server``."""
     homes = iter(range(1000))
 
-    def start(count: int = DEMO_COUNT, registry: Path | None = None, **options: Any) -> LiveServer:
+    def start(
+        count: int = DEMO_COUNT,
+        registry: Path | None = None,
+        write: Callable[[Path], object] | None = None,
+        **options: Any,
+    ) -> LiveServer:
         if registry is None:
             registry = tmp_path / f"server{next(homes)}" / "registry"
-            _write_demo_registry(registry, count)
+            if write is None:
+                _write_demo_registry(registry, count)
+            else:  # a registry the test writes itself (e.g. 20,000 sessions, fast)
+                write(registry)
         return live_server(registry, **options)
 
     return start

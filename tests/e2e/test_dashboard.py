@@ -18,8 +18,9 @@ WAIT_MS = 5000
 SPEC_COLUMNS = ["Session", "Mode", "Status", "Started", "Ended", "PnL", "Max DD", "Orders"]
 STATUS_BADGES = {"OK", "FAIL", "ABORT", "RUN"}
 MODE_CLASSES = {"mode-shadow", "mode-testnet", "mode-paper", "mode-live"}
-# fmt_money: sign, thousands separators, two decimals; a real minus sign for losses.
-MONEY = re.compile(r"^[+−]\d{1,3}(,\d{3})*\.\d{2}( [A-Z]+)?$")
+# fmt_money: sign, German thousands separators and decimal comma, a real minus sign for
+# losses, then the currency (the demo trades USDT, EUR, USD and BTC pairs).
+MONEY = re.compile(r"^[+−]?\d{1,3}(\.\d{3})*,\d{2,6} (USDT|EUR|USD|BTC)$")
 
 Screenshot = Callable[[Page, str], Path]
 
@@ -56,7 +57,7 @@ def test_dashboard_desktop_shows_the_live_track_panel(
         assert set(mode_badge.get_attribute("class").split()) & MODE_CLASSES
         expect(tile.locator(".status-pill")).to_have_text("Completed")
         expect(tile.locator(".pnl-big")).to_have_text(MONEY)
-        expect(tile.locator(".drawdown")).to_have_text(re.compile(r"^\d+\.\d{2} %$"))
+        expect(tile.locator(".drawdown")).to_have_text(re.compile(r"^\d+,\d{2} %$"))
 
         headers = page.locator(".sessions-table thead th")
         expect(headers).to_have_count(11)

@@ -86,7 +86,9 @@ def test_hostile_records_render_as_inert_text(
     for fields in HOSTILE:
         session_id = str(fields["session_id"]).replace("\u0000", "\ufffd")
         assert (
-            page.locator(f"tbody a[title={json.dumps(session_id, ensure_ascii=False)}]").count()
+            page.locator(
+                f".sessions-table tbody a[title={json.dumps(session_id, ensure_ascii=False)}]"
+            ).count()
             == 1
         ), session_id
     assert page.locator("script:not([src])").count() == 0

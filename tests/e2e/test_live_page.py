@@ -133,8 +133,8 @@ def test_jetzt_strip_shows_what_needs_me(
     expect(running).to_have_count(1)
     expect(running).to_contain_text("BTC/USDT")
     expect(running).to_contain_text("testnet")
-    expect(running).to_contain_text("+5.00")
-    expect(running).to_contain_text("−2.50 offen")
+    expect(running).to_contain_text("+5,00")
+    expect(running).to_contain_text("−2,50 offen")
     expect(running).to_contain_text("USDT")
     expect(running).to_contain_text("Heartbeat vor")
     expect(running.locator(".risk-light.risk-yellow")).to_have_count(1)
@@ -179,7 +179,7 @@ def test_a_bot_that_stops_beating_turns_stale_in_place(
     register_live_session_run(replace(beating, updated_at=utcnow()), server.registry)
     # Then silence: after the stale limit the row says so, the strip lists it as a problem.
     expect(the_row.locator(".stale-tag")).to_have_text(
-        "stale", timeout=WAIT_MS + STALE_SECONDS * 1000
+        "veraltet", timeout=WAIT_MS + STALE_SECONDS * 1000
     )
     problem = page.locator(
         ".now-problems .now-problem-stale", has=page.locator(f"a[title='{session_id}']")
@@ -251,9 +251,9 @@ def test_red_risk_light_filter_and_limit_bars(
     bars = page.locator(".limit")
     expect(bars).to_have_count(3)
     expect(bars.first).to_contain_text("max_position")
-    expect(bars.first).to_contain_text("125.00 %")
+    expect(bars.first).to_contain_text("125,00 %")
     expect(bars.first.locator(".risk-light.risk-red")).to_have_count(1)
-    expect(bars.nth(1)).to_contain_text("84.00 %")  # 420 of 500, ratio computed
+    expect(bars.nth(1)).to_contain_text("84,00 %")  # 420 of 500, ratio computed
     # Config is a nested table, not one line of JSON.
     nested = page.locator(".kv .kv-nested th", has_text="max_position")
     expect(nested).to_have_count(1)
@@ -268,7 +268,7 @@ def test_bad_filter_keeps_the_form_with_the_message_beside_the_field(
     response = page.goto(server.url("/?limit=500&symbol=eth&since=gestern"))
     assert response is not None and response.status == 422
     expect(page.locator("#error-limit")).to_contain_text("höchstens 100")
-    expect(page.locator("#error-since")).to_contain_text("Kein gültiger Zeitpunkt")
+    expect(page.locator("#error-since")).to_contain_text("Bitte ein Datum mit Uhrzeit angeben")
     # The valid part of the filter still applies: symbol "eth" matches ETH/USDT.
     expect(page.locator("input[name=symbol]")).to_have_value("eth")
     expect(row(page, ids["eth"])).to_have_count(1)
@@ -419,5 +419,5 @@ def test_detail_of_a_running_session_follows_it(
         server.registry,
     )
     expect(detail.locator(".status-pill")).to_have_text("Completed", timeout=WAIT_MS)
-    expect(detail).to_contain_text("+99.50")
+    expect(detail).to_contain_text("+99,50")
     assert_calm(problems)

@@ -109,8 +109,10 @@ def export_csv(query: QueryDep, view: ViewDep) -> Response:
 
 @router.get("/live_sessions/stats", response_model=SessionStats)
 def stats(query: QueryDep, view: ViewDep) -> SessionStats:
-    """Aggregate the filtered sessions: counts, success rate, PnL, drawdown."""
-    return session_stats(view.snapshot, query, view.now, view.rules.stale_after)
+    """Aggregate the filtered sessions: counts, success rate, PnL per kind and currency."""
+    return session_stats(
+        view.snapshot, query, view.now, view.rules.stale_after, view.rules.real_money_modes
+    )
 
 
 _RESERVED = ", ".join(f"`{name}`" for name in sorted(RESERVED_SESSION_NAMES))
