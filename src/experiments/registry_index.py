@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ class SessionHead(NamedTuple):
     error: str | None
     # Activity order: end time when it ended, else start time (UTC seconds).
     order_key: tuple[float, str]
+    # The bot host the record was shipped from; empty for a plain directory.
+    host: str = ""
 
     @classmethod
     def from_record(cls, name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
@@ -171,6 +174,7 @@ class RegistryIndex:
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
         self._loaded = threading.Event()
         self._load_started = False
+        self.load_seconds: float | None = None  # how long the first load took
 
     # --- reading ---------------------------------------------------------
 
@@ -204,6 +208,7 @@ class RegistryIndex:
         # List (and stat) outside the lock: at 100,000 files that takes a second,
         # and the watcher's refreshes must not wait for it.
         # On the first load every file is new, and reading it gives its stamp.
+        started = time.monotonic()
         lister = list_candidates if self._stamps else list_candidate_names
         listing: Mapping[str, FileStamp | SkippedFile | None] = lister(self.directory)
         with self._lock:
@@ -224,6 +229,8 @@ class RegistryIndex:
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
             if changed or gone or not self._loaded.is_set():
                 self._publish(loaded=True)
+            if self.load_seconds is None:
+                self.load_seconds = time.monotonic() - started
             self._loaded.set()
             self._load_started = True
             return changes
@@ -257,13 +264,7 @@ class RegistryIndex:
         # Many changes (the first load): one sort beats thousands of inserts.
         bulk = len(changed) + len(gone) > BULK_RESORT
         for name in gone:
-            self._stamps.pop(name, None)
-            self._skipped.pop(name, None)
-            before = self._heads.pop(name, None)
-            if before is not None:
-                if not bulk:
-                    self._remove_ordered(before)
-                changes.append(SessionChange(before, None))
+            self._forget(name, bulk, changes)
         to_read: list[tuple[str, FileStamp | None]] = []
         for name in changed:
             candidate = listing[name]
@@ -285,11 +286,52 @@ class RegistryIndex:
                     progress=(done, len(to_read)),
                 )
         if bulk:
-            self._ordered = sorted(self._heads.values(), key=_order)
-            self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
-            ids = Counter(head.session_id for head in self._ordered)
-            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+            self._resort()
         return changes
+
+    def apply_heads(
+        self,
+        read: Mapping[str, SessionHead | SkippedFile],
+        gone: Iterable[str],
+        loaded: bool = True,
+    ) -> list[SessionChange]:
+        """Take heads another source read (PostgreSQL rows), keyed like file names.
+
+        The same bookkeeping and snapshots as for the directory, so every view
+        answers alike whichever source fed the index.
+        """
+        with self._lock:
+            changes: list[SessionChange] = []
+            removed = [name for name in gone if name in self._stamps]
+            bulk = len(read) + len(removed) > BULK_RESORT
+            for name in removed:
+                self._forget(name, bulk, changes)
+            for name, head in read.items():
+                seen = head if isinstance(head, SkippedFile) else head.stamp
+                self._integrate(name, seen, head, bulk, changes)
+            if bulk:
+                self._resort()
+            if changes or removed or read or (loaded and not self._loaded.is_set()):
+                self._publish(loaded=loaded or self._loaded.is_set())
+            if loaded:
+                self._loaded.set()
+                self._load_started = True
+            return changes
+
+    def _forget(self, name: str, bulk: bool, changes: list[SessionChange]) -> None:
+        self._stamps.pop(name, None)
+        self._skipped.pop(name, None)
+        before = self._heads.pop(name, None)
+        if before is not None:
+            if not bulk:
+                self._remove_ordered(before)
+            changes.append(SessionChange(before, None))
+
+    def _resort(self) -> None:
+        self._ordered = sorted(self._heads.values(), key=_order)
+        self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
+        ids = Counter(head.session_id for head in self._ordered)
+        self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
 
     def _integrate(
         self,

@@ -25,7 +25,8 @@ from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
 from src.webui.charts import drawdown_chart, pnl_chart
 from src.webui.live_track import SessionNotFound
 from src.webui.live_updates import LiveUpdates
-from src.webui.routes import api, docs, events, login, pages
+from src.webui.pg_updates import following
+from src.webui.routes import api, docs, events, login, metrics, pages
 from src.webui.security import SecurityHeaders
 from src.webui.settings import Settings
 
@@ -81,14 +82,16 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
-    index = RegistryIndex(settings.registry_dir)
-    updates = LiveUpdates(index, settings.reconcile_seconds, settings.watch)
+    index = _registry_index(settings)
+    watch = settings.watch and settings.database_url is None
+    updates = LiveUpdates(index, settings.reconcile_seconds, watch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await updates.start()
         try:
-            yield
+            async with following(index, updates):
+                yield
         finally:
             await updates.stop()
 
@@ -119,7 +122,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(metrics.router)
     return app
+
+
+def _registry_index(settings: Settings) -> RegistryIndex:
+    """The directory by default; the shared PostgreSQL table when a database URL is set."""
+    if settings.database_url is None:
+        return RegistryIndex(settings.registry_dir)
+    from src.experiments.pg_index import PgRegistryIndex
+
+    return PgRegistryIndex(settings.database_url.get_secret_value())
 
 
 app = create_app()

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=30.0, gt=0)
     watch: bool = True
     auth_token: SecretStr | None = None
+    # postgresql://... : read the shared registry of many hosts instead of a directory.
+    database_url: SecretStr | None = None
 
     @property
     def is_loopback(self) -> bool:
