@@ -318,3 +318,55 @@ def _lstat(path: Path) -> FileStamp:
     except OSError:
         return NO_STAMP
     return FileStamp(info.st_size, info.st_mtime_ns)
+
+
+def shipper_registry(shipper: Shipper) -> Any:
+    """The shipper's own Prometheus metrics: lag, batches, rows, errors and backlog."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
+    stats = shipper.stats
+    labels = {"host": shipper.host}
+
+    class ShipperCollector(Collector):
+        def collect(self) -> Iterable[Any]:
+            with stats.lock:
+                now = time.time()
+                gauges = (
+                    (
+                        "lag_seconds",
+                        "Seconds the table may lag behind the directory",
+                        stats.lag_seconds(now),
+                    ),
+                    ("backlog_files", "Files seen changed and not yet shipped", stats.backlog),
+                    ("connected", "1 while connected to PostgreSQL", stats.connected),
+                    (
+                        "last_success_timestamp_seconds",
+                        "When a batch last committed",
+                        stats.last_success,
+                    ),
+                )
+                counters = (
+                    ("batches", "Batches committed", stats.batches),
+                    ("upserted_rows", "Rows inserted or updated", stats.upserted),
+                    ("deleted_rows", "Rows deleted for deleted files", stats.deleted),
+                    ("errors", "Database failures (each followed by a reconnect)", stats.errors),
+                    (
+                        "reconciles",
+                        "Full directory-against-table reconciliations",
+                        stats.reconciles,
+                    ),
+                )
+            for name, doc, value in gauges:
+                gauge = GaugeMetricFamily(f"live_track_shipper_{name}", doc, labels=["host"])
+                gauge.add_metric([labels["host"]], float(value))
+                yield gauge
+            for name, doc, value in counters:
+                counter = CounterMetricFamily(f"live_track_shipper_{name}", doc, labels=["host"])
+                counter.add_metric([labels["host"]], value)
+                yield counter
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ShipperCollector())
+    return registry
