@@ -8,6 +8,9 @@ import hypothesis.core
 import pytest
 from hypothesis.vendor import pretty
 
+# The throwaway PostgreSQL server fixtures (pg_server, pg_url, own_pg_server).
+pytest_plugins = ["tests.pg_support"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def readable_failing_examples() -> Iterator[None]:

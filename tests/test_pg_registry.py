@@ -34,7 +34,7 @@ from src.experiments.registry_index import RegistryIndex
 from src.experiments.shipper import Shipper
 from src.webui.live_track import export_sessions, get_session_detail, live_track_view
 from src.webui.session_query import SessionQuery
-from tests.pg_support import PgServer, pg_server, pg_url  # noqa: F401 - fixtures
+from tests.pg_support import PgServer
 from tests.test_registry_index import BASE, NOW, make_record
 
 QUERIES = (
