@@ -126,6 +126,7 @@ def _ship(args: argparse.Namespace) -> int:
     if label is None:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per batch otherwise
     directory = resolve_registry_dir(args.registry)
     shipper = Shipper(
         directory,

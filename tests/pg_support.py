@@ -120,9 +120,12 @@ def pg_url(pg_server: PgServer) -> str:
     return url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_pg_server() -> Iterator[PgServer]:
-    """A server of this test's own, which the test may stop and start (fault tests)."""
+    """A server apart from the shared one, which tests may stop and start (fault tests).
+
+    Shared by the tests of one module; each test leaves it running.
+    """
     server = PgServer()
     try:
         yield server

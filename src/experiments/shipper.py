@@ -138,7 +138,6 @@ class Shipper:
                     check_schema(conn)
                     conn.commit()
                     self.stats.connected = True
-                    self.reconcile(conn)
                     self.backoff.reset()
                     self._follow(conn, stop)
             except (psycopg.Error, SchemaMismatch) as exc:
@@ -161,35 +160,35 @@ class Shipper:
     def _follow(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         from watchfiles import watch
 
-        last_reconcile = time.monotonic()
         while not stop.is_set():
             if not self.directory.is_dir():
                 stop.wait(1.0)
                 continue
+            last_reconcile: float | None = None
             try:
                 for changes in watch(
                     self.directory,
                     watch_filter=None,
                     debounce=50,
                     step=20,
-                    rust_timeout=500,
+                    rust_timeout=200,
                     yield_on_timeout=True,
                     stop_event=stop,
                     recursive=False,
                     raise_interrupt=False,
                 ):
-                    names = {Path(path).name for _, path in changes}
-                    if names:
-                        self.ship_names(conn, names)
-                    if time.monotonic() - last_reconcile > self.reconcile_seconds:
+                    # Reconcile only once the watch runs (it does by the first
+                    # yield): a change after the listing is then always reported.
+                    now = time.monotonic()
+                    if last_reconcile is None or now - last_reconcile > self.reconcile_seconds:
                         self.reconcile(conn)
-                        last_reconcile = time.monotonic()
+                        last_reconcile = now
+                    elif changes:
+                        self.ship_names(conn, {Path(path).name for _, path in changes})
             except (FileNotFoundError, RuntimeError):
-                # The directory went away (or the watch broke): wait, then catch up.
-                logger.warning("Watching %s stopped; reconciling", self.directory)
+                # The directory went away (or the watch broke): wait, then start over.
+                logger.warning("Watching %s stopped; starting over", self.directory)
                 stop.wait(1.0)
-                self.reconcile(conn)
-                last_reconcile = time.monotonic()
 
     # --- Reconciling and shipping -------------------------------------------------
 
