@@ -19,6 +19,7 @@ from src.webui.session_query import (
     RecordTime,
     SessionQuery,
     SessionStatus,
+    cached_view,
     filter_sessions,
     head_status,
     is_known_status,
@@ -59,6 +60,7 @@ class SessionRow(LiveSessionSummary):
     """A summary plus the cue the table shows for a silent running session."""
 
     stale: bool = False
+    host: str = ""  # the bot host it was shipped from; empty for a directory
 
 
 def environment_label(env_name: str, symbol: str) -> str:
@@ -90,7 +92,9 @@ def _summary_fields(head: SessionHead) -> dict[str, Any]:
 
 
 def session_row(head: SessionHead, now: datetime, stale_after: timedelta) -> SessionRow:
-    return SessionRow(**_summary_fields(head), stale=is_stale(head, now, stale_after))
+    return SessionRow(
+        **_summary_fields(head), stale=is_stale(head, now, stale_after), host=head.host
+    )
 
 
 def utcnow() -> datetime:
@@ -158,6 +162,7 @@ class LiveTrackView(BaseModel):
     generated_at: datetime
     index: IndexState
     total_sessions: int
+    hosts: list[str] = []  # bot hosts in the registry; the table shows them when > 1
     snapshot: Optional[SessionRow]  # noqa: UP045 - latest completed session
     sessions: list[SessionRow]
     page: PageInfo
@@ -191,6 +196,7 @@ def live_track_view(
         generated_at=now,
         index=IndexState(loaded=snapshot.loaded, files_read=files_read, files_total=files_total),
         total_sessions=len(snapshot.sessions),
+        hosts=registry_hosts(snapshot),
         snapshot=session_row(tile, now, stale_after) if tile else None,
         sessions=[session_row(h, now, stale_after) for h in _page_of(snapshot, query, now)],
         page=PageInfo(
@@ -206,6 +212,15 @@ def live_track_view(
             first=[(s.name, s.reason) for s in snapshot.skipped[:SKIPPED_SHOWN]],
         ),
     )
+
+
+def registry_hosts(snapshot: IndexSnapshot) -> list[str]:
+    """The bot hosts present, once per snapshot (a directory has none)."""
+
+    def build() -> list[str]:
+        return sorted({head.host for head in snapshot.sessions if head.host})
+
+    return cached_view(snapshot, ("hosts",), build)  # type: ignore[return-value]
 
 
 # --- One session ----------------------------------------------------------
@@ -272,6 +287,7 @@ class SessionExportRow(LiveSessionSummary):
     symbol: str
     env_name: str
     duration_seconds: Optional[float]  # noqa: UP045
+    host: str = ""
 
 
 def export_sessions(
@@ -284,6 +300,7 @@ def export_sessions(
             symbol=head.symbol,
             env_name=head.env_name,
             duration_seconds=duration_seconds(head.started_at, head.finished_at),
+            host=head.host,
         )
         for head in sort_sessions(snapshot, query, now)
     ]

@@ -116,6 +116,7 @@ class SessionQuery(BaseModel):
     range: QuickRange | None = Field(None, description="Quick range: today, 7d or 30d")
     sort: SortKey = Field("recent", description="recent = end time, else start time")
     order: Literal["desc", "asc"] = "desc"
+    host: tuple[str, ...] = Field((), description="Only sessions from these bot hosts (repeatable)")
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +133,17 @@ class SessionQuery(BaseModel):
             if not (0 < len(mode) <= 32 and mode.replace("_", "").replace("-", "").isalnum()):
                 raise ValueError(f"invalid mode {mode[:40]!r}: letters, digits, _ and - only")
         return modes
+
+    @field_validator("host")
+    @classmethod
+    def _hosts_are_labels(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not (
+                0 < len(host) <= 63
+                and host.replace("_", "").replace("-", "").replace(".", "").isalnum()
+            ):
+                raise ValueError(f"invalid host {host[:70]!r}: letters, digits, '.', _ and - only")
+        return hosts
 
     @field_validator("symbol", "environment")
     @classmethod
@@ -159,17 +171,20 @@ class SessionQuery(BaseModel):
     def filter_key(self, now: datetime) -> tuple[object, ...]:
         """Everything that decides which sessions match, for caching per snapshot."""
         since, until = self.time_bounds(now)
-        return (self.mode, self.status, self.symbol, self.environment, since, until)
+        return (self.mode, self.status, self.symbol, self.environment, since, until, self.host)
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
     modes = set(query.mode)
+    hosts = set(query.host)
     statuses = set(query.status)
     since, until = query.time_bounds(now)
     needle = query.environment.lower() if query.environment else None
 
     def matches(head: SessionHead) -> bool:
         if modes and head.mode not in modes:
+            return False
+        if hosts and head.host not in hosts:
             return False
         if statuses and head_status(head) not in statuses:
             return False

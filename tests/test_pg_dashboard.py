@@ -1,0 +1,182 @@
+"""Dashboards over the shared PostgreSQL registry: hosts in the UI, several processes at once."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from src.experiments.live_session_registry import register_live_session_run
+from src.experiments.pg_registry import connect
+from src.experiments.shipper import Shipper
+from src.webui.app import create_app
+from src.webui.settings import Settings
+from tests.test_live_updates import free_port
+from tests.test_registry_index import make_record
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def two_hosts(tmp_path: Path, pg_url: str) -> str:
+    """Sessions shipped from two bot hosts: s0-s2 from bot-a, s10-s11 from bot-b."""
+    for host, numbers in (("bot-a", range(3)), ("bot-b", range(10, 12))):
+        directory = tmp_path / host
+        for n in numbers:
+            register_live_session_run(make_record(n), directory)
+        with connect(pg_url) as conn:
+            Shipper(directory, pg_url, host).reconcile(conn)
+    return pg_url
+
+
+@pytest.fixture
+def client(two_hosts: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=two_hosts))) as test_client:
+        yield test_client
+
+
+def ids(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(row["session_id"] for row in rows)
+
+
+def test_the_page_shows_a_host_column_and_filter_for_several_hosts(client: TestClient) -> None:
+    page = client.get("/").text
+    assert '<th scope="col" class="col-host">Host</th>' in page
+    assert '<td class="col-host">bot-b</td>' in page
+    assert '<input type="checkbox" name="host" value="bot-a">' in page
+    filtered = client.get("/", params={"host": "bot-b"}).text
+    assert '<input type="checkbox" name="host" value="bot-b" checked>' in filtered
+    assert filtered.count('<td class="col-host">bot-b</td>') == 2
+    assert '<td class="col-host">bot-a</td>' not in filtered
+    assert '<span class="chip chip-host">bot-a 3</span>' in page
+
+
+def test_the_api_filters_by_host_and_reports_hosts(client: TestClient) -> None:
+    listing = client.get("/api/live_sessions", params={"host": "bot-b"})
+    assert ids(listing.json()) == ["s10", "s11"]
+    assert listing.headers["X-Total-Count"] == "2"
+    both = client.get("/api/live_sessions", params=[("host", "bot-a"), ("host", "bot-b")])
+    assert len(both.json()) == 5
+    stats = client.get("/api/live_sessions/stats").json()
+    assert stats["by_host"] == {"bot-a": 3, "bot-b": 2}
+    view = client.get("/api/live_track", params={"host": "bot-a"}).json()
+    assert view["hosts"] == ["bot-a", "bot-b"]
+    assert {row["host"] for row in view["sessions"]} == {"bot-a"}
+    detail = client.get("/api/live_sessions/s10").json()
+    assert (detail["host"], detail["session_id"]) == ("bot-b", "s10")
+
+
+def test_exports_carry_the_host(client: TestClient) -> None:
+    exported = client.get("/api/live_sessions.json", params={"host": "bot-a"}).json()
+    assert {(row["session_id"], row["host"]) for row in exported} == {
+        ("s0", "bot-a"),
+        ("s1", "bot-a"),
+        ("s2", "bot-a"),
+    }
+    table = list(csv.DictReader(io.StringIO(client.get("/api/live_sessions.csv").text)))
+    assert {row["session_id"]: row["host"] for row in table} == {
+        "s0": "bot-a",
+        "s1": "bot-a",
+        "s2": "bot-a",
+        "s10": "bot-b",
+        "s11": "bot-b",
+    }
+
+
+def test_a_bad_host_filter_is_a_readable_422(client: TestClient) -> None:
+    response = client.get("/api/live_sessions", params={"host": "a/b"})
+    assert response.status_code == 422
+    assert "invalid host 'a/b'" in response.text
+
+
+def test_a_plain_directory_shows_no_host_column(tmp_path: Path) -> None:
+    register_live_session_run(make_record(1), tmp_path)
+    with TestClient(create_app(Settings(registry_dir=tmp_path))) as directory_client:
+        page = directory_client.get("/").text
+        stats = directory_client.get("/api/live_sessions/stats").json()
+    assert "col-host" not in page
+    assert 'name="host"' not in page
+    assert stats["by_host"] == {}
+
+
+# --- Several dashboard processes over one database ---------------------------------
+
+
+class Dashboard:
+    """``live-track serve --registry postgresql://...`` as its own process."""
+
+    def __init__(self, url: str, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "src.cli", "serve", "--registry", url,
+                 "--port", str(self.port)],
+                cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=5) as response:
+            return json.load(response)
+
+    def session_ids(self) -> set[str]:
+        try:
+            return {row["session_id"] for row in self.get("/api/live_sessions?limit=100")}
+        except OSError:
+            return {"(not up yet)"}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_two_dashboard_processes_serve_one_database(tmp_path: Path, pg_url: str) -> None:
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    register_live_session_run(make_record(1), registry)
+    stop = threading.Event()
+    shipper = Shipper(registry, pg_url, "bot-a")
+    shipping = threading.Thread(target=shipper.run, args=(stop,), daemon=True)
+    shipping.start()
+    dashboards = [Dashboard(pg_url, tmp_path / f"dashboard{n}.log") for n in range(2)]
+    try:
+        for dashboard in dashboards:
+            wait_until(lambda d=dashboard: d.session_ids() == {"s1"}, 30, "dashboard up")
+        register_live_session_run(make_record(2), registry)
+        for dashboard in dashboards:  # both hear the change, not only the first
+            took = wait_until(lambda d=dashboard: d.session_ids() == {"s1", "s2"}, 10, "new")
+            print(f"new session on dashboard :{dashboard.port} after {took:.2f} s")
+        next(registry.glob("*_s1.json")).unlink()
+        for dashboard in dashboards:
+            wait_until(lambda d=dashboard: d.session_ids() == {"s2"}, 10, "deletion")
+        metrics = urllib.request.urlopen(dashboards[0].base + "/metrics", timeout=5).read()
+        assert b'live_track_host_sessions{host="bot-a"} 1.0' in metrics
+    finally:
+        stop.set()
+        for dashboard in dashboards:
+            dashboard.stop()
+        shipping.join(timeout=10)
