@@ -18,11 +18,13 @@ from prometheus_client.registry import Collector
 from src.experiments.live_session_registry import utc_instant
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex, SessionHead
 from src.webui.live_updates import LiveUpdates
-from src.webui.session_query import cached_view, head_status, is_stale
+from src.webui.session_query import KNOWN_MODES, cached_view, head_status, is_stale
 
 # Modes that trade real money; their sessions get alerts of their own.
 REAL_MONEY_MODES = frozenset({"live", "bounded_pilot"})
 FAILED_WINDOW = timedelta(hours=24)
+# Per-mode series that exist even at zero, so rate() and delta() see the first event.
+ALWAYS_REPORTED_MODES = tuple(sorted({*KNOWN_MODES, *REAL_MONEY_MODES}))
 
 
 class _Counts:
@@ -86,6 +88,7 @@ class DashboardCollector(Collector):
             "live_track_failed_sessions_24h", "Sessions that failed in the last 24 hours", ("mode",)
         )
         recent = Counter(mode for end, mode, _ in counts.ended if now - end <= FAILED_WINDOW)
+        recent.update(dict.fromkeys(ALWAYS_REPORTED_MODES, 0))
         for mode, n in sorted(recent.items()):
             failed.add_metric([mode], n)
         yield failed
@@ -96,7 +99,7 @@ class DashboardCollector(Collector):
         stale = _gauge(
             "live_track_stale_sessions", "Running sessions whose writer went silent", ("mode",)
         )
-        by_mode: Counter[str] = Counter()
+        by_mode: Counter[str] = Counter(dict.fromkeys(ALWAYS_REPORTED_MODES, 0))
         stale_by_mode: Counter[str] = Counter()
         for head in counts.running:
             by_mode[head.mode] += 1
