@@ -21,7 +21,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-PG_BIN = Path(os.environ.get("LIVE_TRACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_binaries() -> Path:
+    """Debian's newest installed PostgreSQL (``.ci/run`` installs the package)."""
+    given = os.environ.get("LIVE_TRACK_PG_BIN")
+    if given:
+        return Path(given)
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_binaries()
 PG_USER = "postgres"
 
 

@@ -80,6 +80,8 @@ def test_metrics_describe_the_registry(client: TestClient) -> None:
     assert seen[("live_track_stale_sessions", (("mode", "live"),))] == 1
     assert seen[("live_track_stale_sessions", (("mode", "bounded_pilot"),))] == 0
     assert seen[("live_track_failed_sessions_24h", (("mode", "live"),))] == 1
+    # Present at zero, so an alert on its increase sees the first failure.
+    assert seen[("live_track_failed_sessions_24h", (("mode", "bounded_pilot"),))] == 0
     assert seen[("live_track_real_money_running_sessions", ())] == 2
     assert seen[("live_track_real_money_stale_sessions", ())] == 1
     assert seen[("live_track_skipped_files", ())] == 1
