@@ -46,6 +46,11 @@ class PgServer:
     """One PostgreSQL cluster in a temporary directory, reachable over a Unix socket."""
 
     def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            pytest.fail(
+                f"PostgreSQL server binaries not found in {PG_BIN}: apt-get install postgresql "
+                "(or point LIVE_TRACK_PG_BIN at a bin directory with initdb and pg_ctl)"
+            )
         self.root = Path(tempfile.mkdtemp(prefix="lt-pg-"))
         self.data = self.root / "data"
         self.port = 5432  # a Unix socket in our own directory: no clash with any other server
