@@ -22,7 +22,7 @@ from src.experiments.pg_registry import connect
 from src.experiments.shipper import Shipper
 from src.webui.app import create_app
 from src.webui.settings import Settings
-from tests.test_live_updates import free_port
+from tests.test_live_updates import EventStream, free_port
 from tests.test_registry_index import make_record
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +166,15 @@ def test_two_dashboard_processes_serve_one_database(tmp_path: Path, pg_url: str)
     try:
         for dashboard in dashboards:
             wait_until(lambda d=dashboard: d.session_ids() == {"s1"}, 30, "dashboard up")
-        register_live_session_run(make_record(2), registry)
+        streams = [EventStream(dashboard.base) for dashboard in dashboards]
+        for stream in streams:
+            stream.next("hello", timeout=10)
+        ended = make_record(2, status="failed", error="exchange down")
+        register_live_session_run(ended, registry)
+        for stream in streams:  # an open page on either dashboard hears of it
+            update = stream.next("update", timeout=10)
+            assert update["ended"][0]["session_id"] == "s2"
+            stream.close()
         for dashboard in dashboards:  # both hear the change, not only the first
             took = wait_until(lambda d=dashboard: d.session_ids() == {"s1", "s2"}, 10, "new")
             print(f"new session on dashboard :{dashboard.port} after {took:.2f} s")

@@ -15,15 +15,18 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from src.experiments.live_session_registry import record_filename, register_live_session_run
 from src.experiments.pg_registry import connect, upgrade_schema
 from tests.pg_support import PgServer
+from tests.test_live_updates import free_port
 from tests.test_registry_index import make_record
 
 pytestmark = pytest.mark.slow
@@ -35,6 +38,7 @@ class ShipperProcess:
     """``live-track ship`` as its own process, as it runs on a bot host."""
 
     def __init__(self, registry: Path, url: str, log: Path) -> None:
+        self.metrics_port = free_port()
         self.args = [
             sys.executable,
             "-m",
@@ -50,6 +54,8 @@ class ShipperProcess:
             "0.5",
             "--reconcile-seconds",
             "60",  # convergence here must come from reconnects and the watch
+            "--metrics-port",
+            str(self.metrics_port),
         ]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -59,6 +65,19 @@ class ShipperProcess:
             self.process = subprocess.Popen(
                 self.args, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT
             )
+
+    def metrics(self) -> dict[str, float]:
+        """The shipper's own metrics, by name (one host label)."""
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            return {}
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def kill(self) -> None:
         assert self.process is not None
@@ -211,11 +230,23 @@ def test_the_database_going_away_mid_stream_loses_nothing(
     own_pg_server.stop()  # mid-stream: the writer is still busy
     down_since = writer.writes
     wait_until(lambda: writer.writes > down_since + 150, 20, "writes while the database is down")
+    wait_until(
+        lambda: (
+            shipper.metrics().get("live_track_shipper_connected") == 0
+            and shipper.metrics().get("live_track_shipper_lag_seconds", 0) > 0
+        ),
+        20,
+        "the shipper reporting that it lags",
+    )
     own_pg_server.start()
     writer.done.set()
     writer.join(timeout=10)
     took = wait_until(lambda: converged(url, registry), CONVERGE_SECONDS, "convergence")
     print(f"converged {took:.1f} s after the database came back")
+    wait_until(
+        lambda: shipper.metrics().get("live_track_shipper_lag_seconds") == 0, 20, "lag back to 0"
+    )
+    assert shipper.metrics()["live_track_shipper_errors_total"] >= 1
     assert shipper.process is not None and shipper.process.poll() is None, "shipper died"
     log = (tmp_path / "shipper.log").read_text()
     assert "retrying with backoff" in log

@@ -31,7 +31,7 @@ from src.experiments.pg_registry import (
     host_state,
 )
 from src.experiments.registry_index import RegistryIndex
-from src.experiments.shipper import Shipper
+from src.experiments.shipper import Backoff, Shipper
 from src.webui.live_track import export_sessions, get_session_detail, live_track_view
 from src.webui.session_query import SessionQuery
 from tests.pg_support import PgServer
@@ -380,3 +380,35 @@ def test_shipped_index_equals_the_directory_index_after_any_edits(
         expected = views(directory_index(directory))
         assert views(following) == expected
     assert database_views(pg_url) == expected
+
+
+def test_backoff_grows_to_its_cap_and_resets() -> None:
+    backoff = Backoff(first=0.5, cap=4.0)
+    delays = [backoff.next_delay() for _ in range(8)]
+    assert 0.4 <= delays[0] <= 0.6
+    assert all(delay <= 4.0 for delay in delays)
+    assert delays[-1] >= 4.0 * 0.8
+    backoff.reset()
+    assert backoff.next_delay() <= 0.6
+
+
+def test_the_shipper_reports_no_lag_once_a_watched_file_is_gone(
+    registry: Path, pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    shipper = Shipper(registry, pg_url, "bot-a")
+    shipper.reconcile(conn)
+    path = register_live_session_run(make_record(1), registry)
+    path.unlink()  # created and deleted before the watch's batch is shipped
+    shipper.ship_names(conn, [path.name, "other.json"])
+    assert (shipper.stats.backlog, shipper.stats.lag_seconds()) == (0, 0.0)
+
+
+def test_batches_stay_within_their_byte_bound(
+    registry: Path, pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    for n in range(10):
+        register_live_session_run(make_record(n, config={"pad": "x" * 3000}), registry)
+    shipper = Shipper(registry, pg_url, "bot-a", batch_bytes=8000)
+    shipper.reconcile(conn)
+    assert shipper.stats.batches == 4  # ~3.4 KB per file: three files per batch, then one
+    assert conn.execute("SELECT count(*) FROM live_sessions").fetchone() == (10,)

@@ -222,14 +222,14 @@ class Shipper:
         wanted = sorted({name for name in names if is_record_name(name)})
         if not wanted:
             return
-        with self.stats.lock:
-            if self.stats.behind_since is None:
-                self.stats.behind_since = time.time()
-            self.stats.backlog += len(wanted)
         present = [n for n in wanted if os.path.lexists(self.directory / n)]
         gone = [
             table_name(n) for n in wanted if n not in present and table_name(n) in self._shipped
         ]
+        with self.stats.lock:
+            if self.stats.behind_since is None:
+                self.stats.behind_since = time.time()
+            self.stats.backlog += len(present) + len(gone)  # each is counted down once
         self._write(conn, present, gone)
 
     def _write(self, conn: psycopg.Connection[Any], names: list[str], gone: list[str]) -> None:
