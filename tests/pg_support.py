@@ -15,7 +15,8 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -115,6 +116,15 @@ class PgServer:
         with contextlib.suppress(subprocess.SubprocessError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> float:
+    """Poll a condition until it holds (failing after ``timeout``); seconds it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
+        time.sleep(poll)
+    return time.monotonic() - started
 
 
 @pytest.fixture(scope="session")

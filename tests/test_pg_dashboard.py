@@ -8,9 +8,8 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from src.experiments.pg_registry import connect
 from src.experiments.shipper import Shipper
 from src.webui.app import create_app
 from src.webui.settings import Settings
+from tests.pg_support import wait_until
 from tests.test_live_updates import EventStream, free_port
 from tests.test_registry_index import make_record
 
@@ -143,14 +143,6 @@ class Dashboard:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from src.experiments.live_session_registry import record_filename, register_live_session_run
 from src.experiments.pg_registry import connect, upgrade_schema
-from tests.pg_support import PgServer
+from tests.pg_support import PgServer, wait_until
 from tests.test_live_updates import free_port
 from tests.test_registry_index import make_record
 
@@ -142,14 +142,6 @@ def table_content(url: str) -> dict[str, str | None]:
 
 def directory_content(registry: Path) -> dict[str, str | None]:
     return {path.name: path.read_text() for path in registry.glob("*.json")}
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def converged(url: str, registry: Path) -> bool:
