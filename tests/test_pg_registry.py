@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from src.experiments.registry_index import RegistryIndex
 from src.experiments.shipper import Backoff, Shipper
 from src.webui.live_track import export_sessions, get_session_detail, live_track_view
 from src.webui.session_query import SessionQuery
-from tests.pg_support import PgServer
+from tests.pg_support import PgServer, wait_until
 from tests.test_registry_index import BASE, NOW, make_record
 
 QUERIES = (
@@ -412,3 +413,46 @@ def test_batches_stay_within_their_byte_bound(
     shipper.reconcile(conn)
     assert shipper.stats.batches == 4  # ~3.4 KB per file: three files per batch, then one
     assert conn.execute("SELECT count(*) FROM live_sessions").fetchone() == (10,)
+
+
+def test_a_shipper_started_before_db_upgrade_waits_and_then_ships(
+    pg_server: PgServer, registry: Path
+) -> None:
+    url = pg_server.new_database()
+    register_live_session_run(make_record(1), registry)
+    shipper = Shipper(registry, url, "bot-a", max_backoff=0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=shipper.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: shipper.stats.errors >= 1, 10, "the shipper refusing the missing schema")
+        assert main(["db", "upgrade", "--url", url]) == 0
+        wait_until(lambda: shipper.stats.upserted == 1, 10, "the shipper shipping after upgrade")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ship", "--to", "postgresql://x", "--host-label", "a/b"], "invalid host label 'a/b'"),
+        (["ship", "--to", "postgresql://x", "--max-backoff", "0"], "must be positive"),
+    ],
+)
+def test_ship_rejects_bad_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ship_needs_a_database_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LIVE_TRACK_DATABASE_URL", raising=False)
+    assert main(["ship", "--host-label", "bot-a"]) == 2
+    assert "No PostgreSQL URL" in capsys.readouterr().err
