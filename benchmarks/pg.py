@@ -67,8 +67,11 @@ def _unlabelled(head: SessionHead) -> SessionHead:
     return head._replace(host="", order_key=(head.order_key[0], head.file_name))
 
 
-def latency(url: str, samples: int) -> list[float]:
-    """Seconds from a bot writing a file to the dashboard's API listing it."""
+def latency(url: str, samples: int) -> tuple[list[float], float, float]:
+    """Seconds from a bot writing a file to the dashboard's API listing it.
+
+    Also the dashboard server's resident memory (MiB) once loaded, and its peak.
+    """
     live_dir = Path(tempfile.mkdtemp(prefix="live-track-bench-host-"))
     stop = threading.Event()
     shipper = Shipper(live_dir, url, "bench-live")
@@ -79,6 +82,7 @@ def latency(url: str, samples: int) -> list[float]:
         server.wait_answering()
         with httpx2.Client(base_url=server.url, timeout=30) as client:
             wait_loaded(client, timeout=300)
+            rss, peak = server.rss_mib(), server.rss_mib("VmHWM")
             stream = EventStream(server.port)
             try:
                 for n in range(samples):
@@ -101,7 +105,7 @@ def latency(url: str, samples: int) -> list[float]:
                 stream.close()
     stop.set()
     shipping.join(timeout=10)
-    return results
+    return results, rss, peak
 
 
 def _fresh(session_id: str) -> LiveSessionRecord:
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"first load: directory {directory_s:.2f} s, PostgreSQL {database_s:.2f} s", flush=True
         )
-        waits = latency(url, args.samples)
+        waits, rss, peak = latency(url, args.samples)
     finally:
         if server is not None:
             server.destroy()
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| Dashboard first load from PostgreSQL | {database_s:.2f} s "
         f"({database_s / directory_s:.2f}x the directory) |",
         f"| Same sessions from both sources | {'yes' if same else 'NO'} |",
+        f"| Dashboard server fed from PostgreSQL: RSS loaded / peak | {rss:.0f} / {peak:.0f} MB |",
         f"| File written -> listed by the API, p50 / p95 / max ({len(waits)} changes) | "
         f"{statistics.median(waits) * 1000:.0f} / {percentile(waits, 0.95) * 1000:.0f} / "
         f"{max(waits) * 1000:.0f} ms |",
