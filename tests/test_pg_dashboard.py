@@ -100,6 +100,13 @@ def test_a_bad_host_filter_is_a_readable_422(client: TestClient) -> None:
     assert "invalid host 'a/b'" in response.text
 
 
+def test_an_empty_database_points_at_the_shipper(pg_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=pg_url))) as empty:
+        page = empty.get("/").text
+    assert "Keine Live-Sessions gefunden." in page
+    assert "läuft auf den Bot-Hosts <code>live-track ship</code>?" in page
+
+
 def test_a_plain_directory_shows_no_host_column(tmp_path: Path) -> None:
     register_live_session_run(make_record(1), tmp_path)
     with TestClient(create_app(Settings(registry_dir=tmp_path))) as directory_client:
