@@ -143,6 +143,10 @@ class Shipper:
             except (psycopg.Error, SchemaMismatch) as exc:
                 self._failed(exc)
                 stop.wait(self.backoff.next_delay())
+            except Exception as exc:  # a bug must not end shipping for good: log, start over
+                logger.exception("Shipping failed unexpectedly; starting over")
+                self._failed(exc)
+                stop.wait(self.backoff.next_delay())
         self.stats.connected = False
 
     def _failed(self, exc: Exception) -> None:

@@ -57,6 +57,8 @@ async def listen(index: PgRegistryIndex, updates: LiveUpdates, max_backoff: floa
             logger.warning(
                 "Change feed from %s interrupted, reconnecting: %s", redact_url(index.url), exc
             )
+        except Exception:  # the feed must outlive any one bad pass
+            logger.exception("Following the change feed failed; reconnecting")
         await asyncio.sleep(backoff.next_delay())
 
 
