@@ -100,7 +100,13 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=82, metavar="S")
     demo.set_defaults(handler=_write_demo)
 
-    serve = commands.add_parser("serve", parents=[registry], help="run the web dashboard")
+    serve = commands.add_parser("serve", help="run the web dashboard")
+    serve.add_argument(
+        "--registry",
+        metavar="DIR|URL",
+        help="registry directory, or postgresql://... for the shared registry of many hosts "
+        "(default: $LIVE_TRACK_DATABASE_URL, else the directory as for every command)",
+    )
     serve.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument(
@@ -109,6 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="token required to view the dashboard (or set LIVE_TRACK_AUTH_TOKEN)",
     )
     serve.set_defaults(handler=_serve)
+    _add_database_commands(commands, registry)
     return parser
 
 
@@ -119,6 +126,15 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status", action="append", default=[], choices=STATUS_ORDER, help="only this status"
     )
+
+
+def _add_database_commands(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    registry: argparse.ArgumentParser,
+) -> None:
+    from src.cli_database import add_database_commands
+
+    add_database_commands(commands, registry)
 
 
 def _positive_int(text: str) -> int:
@@ -336,11 +352,14 @@ def _write_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from src.experiments.pg_registry import is_database_url
     from src.webui.settings import Settings
 
     # Only what was given: everything else still comes from LIVE_TRACK_* variables.
+    shared = is_database_url(args.registry)
     given = {
-        "registry_dir": args.registry,
+        "registry_dir": None if shared else args.registry,
+        "database_url": args.registry if shared else None,
         "host": args.host,
         "port": args.port,
         "auth_token": args.auth_token,

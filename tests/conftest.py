@@ -23,6 +23,9 @@ from tests.support import DATA_REGISTRY, LiveServer
 # remove this variable.
 os.environ["LIVE_TRACK_ALLOWED_HOSTS"] = "testserver"
 
+# The throwaway PostgreSQL server fixtures (pg_server, pg_url, own_pg_server).
+pytest_plugins = ["tests.pg_support"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def readable_failing_examples() -> Iterator[None]:

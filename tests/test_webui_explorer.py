@@ -229,6 +229,7 @@ def test_stats_over_the_filtered_set(client: TestClient) -> None:
         "sessions": 5,
         "by_status": {"started": 1, "completed": 2, "failed": 1, "aborted": 1},
         "by_mode": {"live": 2, "shadow": 1, "paper": 1, "testnet": 1},
+        "by_host": {},
         "success_rate": 0.5,
         "total_realized_pnl": 70.5,
         "avg_realized_pnl": 17.625,

@@ -12,6 +12,7 @@ import bisect
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class IndexSnapshot:
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Since when the directory cannot be listed (UTC); the sessions are the last good state.
     unreadable_since: datetime | None = None
+    source_exists: bool = True
     # Views computed from this snapshot (filters, stats); dies with it.
     cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
     build_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -81,6 +83,7 @@ class RegistryIndex:
         self._load_started = False
         self._listed_once = False
         self._unreadable_since: datetime | None = None
+        self.load_seconds: float | None = None  # how long the first load took
 
     # --- reading ---------------------------------------------------------
 
@@ -114,6 +117,7 @@ class RegistryIndex:
         # List (and stat) outside the lock: at 100,000 files that takes a second,
         # and the watcher's refreshes must not wait for it.
         # On the first load every file is new, and reading it gives its stamp.
+        started = time.monotonic()
         listing = list_registry(self.directory, with_stamps=bool(self._stamps))
         # A failed listing looks empty: never read that as "every session deleted".
         problem = None if listing else directory_problem(self.directory, self._listed_once)
@@ -142,6 +146,8 @@ class RegistryIndex:
             changes = self._apply(listing, changed, gone, progress_total=len(changed))
             if changed or gone or recovered or not self._loaded.is_set():
                 self._publish(loaded=True)
+            if self.load_seconds is None:
+                self.load_seconds = time.monotonic() - started
             self._loaded.set()
             self._load_started = True
             return changes
@@ -185,13 +191,7 @@ class RegistryIndex:
         # Many changes (the first load): one sort beats thousands of inserts.
         bulk = len(changed) + len(gone) > BULK_RESORT
         for name in gone:
-            self._stamps.pop(name, None)
-            self._skipped.pop(name, None)
-            before = self._heads.pop(name, None)
-            if before is not None:
-                if not bulk:
-                    self._remove_ordered(before)
-                changes.append(SessionChange(before, None))
+            self._forget(name, bulk, changes)
         to_read: list[tuple[str, FileStamp | None]] = []
         for name in changed:
             candidate = listing[name]
@@ -211,11 +211,52 @@ class RegistryIndex:
                     progress=(done, len(to_read)),
                 )
         if bulk:
-            self._ordered = sorted(self._heads.values(), key=_order)
-            self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
-            ids = Counter(head.session_id for head in self._ordered)
-            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+            self._resort()
         return changes
+
+    def apply_heads(
+        self,
+        read: Mapping[str, SessionHead | SkippedFile],
+        gone: Iterable[str],
+        loaded: bool = True,
+    ) -> list[SessionChange]:
+        """Take heads another source read (PostgreSQL rows), keyed like file names.
+
+        The same bookkeeping and snapshots as for the directory, so every view
+        answers alike whichever source fed the index.
+        """
+        with self._lock:
+            changes: list[SessionChange] = []
+            removed = [name for name in gone if name in self._stamps]
+            bulk = len(read) + len(removed) > BULK_RESORT
+            for name in removed:
+                self._forget(name, bulk, changes)
+            for name, head in read.items():
+                seen = head if isinstance(head, SkippedFile) else head.stamp
+                self._integrate(name, seen, head, bulk, changes)
+            if bulk:
+                self._resort()
+            if changes or removed or read or (loaded and not self._loaded.is_set()):
+                self._publish(loaded=loaded or self._loaded.is_set())
+            if loaded:
+                self._loaded.set()
+                self._load_started = True
+            return changes
+
+    def _forget(self, name: str, bulk: bool, changes: list[SessionChange]) -> None:
+        self._stamps.pop(name, None)
+        self._skipped.pop(name, None)
+        before = self._heads.pop(name, None)
+        if before is not None:
+            if not bulk:
+                self._remove_ordered(before)
+            changes.append(SessionChange(before, None))
+
+    def _resort(self) -> None:
+        self._ordered = sorted(self._heads.values(), key=_order)
+        self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
+        ids = Counter(head.session_id for head in self._ordered)
+        self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
 
     def _integrate(
         self,
@@ -289,7 +330,12 @@ class RegistryIndex:
             by_id=dict(self._by_id),
             conflicts=self._conflicts(),
             unreadable_since=self._unreadable_since,
+            source_exists=self.source_exists(),
         )
+
+    def source_exists(self) -> bool:
+        """Whether the registry is there at all (a missing directory is not an empty one)."""
+        return self.directory.is_dir()
 
     def _conflicts(self) -> dict[str, tuple[str, ...]]:
         if not self._duplicates:
@@ -298,7 +344,8 @@ class RegistryIndex:
         for head in self._heads.values():
             if head.session_id in self._duplicates:
                 files.setdefault(head.session_id, []).append(head.file_name)
-        return {session_id: tuple(sorted(names)) for session_id, names in files.items()}
+        # Sorted, so the same registry gives the same view whatever order it was read in.
+        return {session_id: tuple(sorted(files[session_id])) for session_id in sorted(files)}
 
 
 BULK_RESORT = 256

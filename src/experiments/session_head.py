@@ -64,6 +64,8 @@ class SessionHead(NamedTuple):
     risk: str | None  # green, yellow or red; None without risk data
     # Activity order: end time when it ended, else start time (UTC seconds).
     order_key: tuple[float, str]
+    # The bot host the record was shipped from; empty for a plain directory.
+    host: str = ""
 
 
 def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
@@ -187,7 +189,7 @@ _TIME_FIELDS = frozenset(
     name for name, kind in SessionHead.__annotations__.items() if "datetime" in str(kind)
 )
 _SHARED_TEXT = frozenset(
-    {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name"}
+    {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name", "host"}
 )
 
 

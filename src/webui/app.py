@@ -25,8 +25,9 @@ from src.webui.filter_errors import raw_params, salvage_query
 from src.webui.formatting import german_problems, problems_text
 from src.webui.live_track import SessionNotFound, SessionRules, live_track_view, utcnow
 from src.webui.live_updates import LiveUpdates
+from src.webui.pg_updates import following
 from src.webui.rendering import STATIC_DIR, build_templates, render
-from src.webui.routes import api, docs, events, login, pages
+from src.webui.routes import api, docs, events, login, metrics, pages
 from src.webui.security import HostCheck, SecurityHeaders
 from src.webui.settings import Settings
 
@@ -96,15 +97,17 @@ def _guard_outermost(app: FastAPI, host_names: frozenset[str]) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
-    index = RegistryIndex(settings.registry_dir)
+    index = _registry_index(settings)
     rules = SessionRules.from_settings(settings)
-    updates = LiveUpdates(index, rules, settings.reconcile_seconds, settings.watch)
+    watch = settings.watch and settings.database_url is None
+    updates = LiveUpdates(index, rules, settings.reconcile_seconds, watch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await updates.start()
         try:
-            yield
+            async with following(index, updates):
+                yield
         finally:
             await updates.stop()
 
@@ -141,7 +144,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(metrics.router)
     return app
+
+
+def _registry_index(settings: Settings) -> RegistryIndex:
+    """The directory by default; the shared PostgreSQL table when a database URL is set."""
+    if settings.database_url is None:
+        return RegistryIndex(settings.registry_dir)
+    from src.experiments.pg_index import PgRegistryIndex
+
+    return PgRegistryIndex(settings.database_url.get_secret_value())
 
 
 app = create_app()

@@ -222,7 +222,8 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        wants_json = path.startswith("/api/") or path == "/openapi.json"
+        # Machines (the API, Prometheus) get a 401 they understand, people the login form.
+        wants_json = path.startswith("/api/") or path in ("/openapi.json", "/metrics")
         response: Response
         if scheme.lower() == "bearer":
             verdict = self.throttle.attempt(

@@ -106,6 +106,7 @@ class SessionRow(LiveSessionSummary):
     strategy_name: str = ""
     unrealized_pnl: Optional[float] = None  # noqa: UP045
     risk: Optional[RiskLight] = None  # noqa: UP045 - None: the record has no risk data
+    host: str = ""  # the bot host it was shipped from; empty for a directory
 
 
 def environment_label(env_name: str, symbol: str) -> str:
@@ -157,6 +158,7 @@ def session_row(
         strategy_name=head.strategy_name,
         unrealized_pnl=head.unrealized_pnl,
         risk=head.risk,
+        host=head.host,
     )
 
 
@@ -235,6 +237,7 @@ class LiveTrackView(BaseModel):
     generated_at: datetime
     index: IndexState
     total_sessions: int
+    hosts: list[str] = []  # bot hosts in the registry; the table shows them when > 1
     snapshot: Optional[SessionRow]  # noqa: UP045 - latest completed session
     sessions: list[SessionRow]
     page: PageInfo
@@ -266,7 +269,7 @@ def live_track_view(
     files_read, files_total = snapshot.progress
     return LiveTrackView(
         registry_dir=str(snapshot.directory),
-        registry_exists=snapshot.directory.is_dir(),
+        registry_exists=snapshot.source_exists,
         generation=snapshot.generation,
         generated_at=now,
         index=IndexState(
@@ -276,6 +279,7 @@ def live_track_view(
             unreadable_since=snapshot.unreadable_since,
         ),
         total_sessions=len(snapshot.sessions),
+        hosts=registry_hosts(snapshot),
         snapshot=session_row(tile, snapshot, now, rules) if tile else None,
         sessions=[session_row(h, snapshot, now, rules) for h in _page_of(snapshot, query, now)],
         page=PageInfo(
@@ -299,6 +303,15 @@ def live_track_view(
         ],
         now=now_view(snapshot, now, rules.stale_after, rules.real_money_modes),
     )
+
+
+def registry_hosts(snapshot: IndexSnapshot) -> list[str]:
+    """The bot hosts present, once per snapshot (a directory has none)."""
+
+    def build() -> list[str]:
+        return sorted({head.host for head in snapshot.sessions if head.host})
+
+    return cached_view(snapshot, ("hosts",), build)
 
 
 # --- One session ----------------------------------------------------------
@@ -374,6 +387,7 @@ class SessionExportRow(LiveSessionSummary):
     symbol: str
     env_name: str
     currency: str
+    host: str = ""
 
 
 def export_sessions(
@@ -386,6 +400,7 @@ def export_sessions(
             symbol=head.symbol,
             env_name=head.env_name,
             currency=head.currency,
+            host=head.host,
         )
         for head in sort_sessions(snapshot, query, now)
     ]

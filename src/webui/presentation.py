@@ -162,6 +162,7 @@ def active_filters(query: SessionQuery) -> int:
         query.since,
         query.until,
         query.range,
+        query.host,
     )
     return sum(1 for value in narrowing if value)
 

@@ -130,6 +130,7 @@ class SessionQuery(BaseModel):
     group: GroupKey = Field(
         "strategy", description="Group the sessions table 'Nach Strategie' by this"
     )
+    host: tuple[str, ...] = Field((), description="Only sessions from these bot hosts (repeatable)")
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +149,19 @@ class SessionQuery(BaseModel):
                     f"Ungültiger Mode {mode[:40]!r}: nur Buchstaben, Ziffern, _ und -."
                 )
         return modes
+
+    @field_validator("host")
+    @classmethod
+    def _hosts_are_labels(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not (
+                0 < len(host) <= 63
+                and host.replace("_", "").replace("-", "").replace(".", "").isalnum()
+            ):
+                raise ValueError(
+                    f"Ungültiger Host {host[:70]!r}: nur Buchstaben, Ziffern, '.', _ und -."
+                )
+        return hosts
 
     @field_validator("symbol", "environment", "strategy")
     @classmethod
@@ -192,12 +206,13 @@ class SessionQuery(BaseModel):
         since, until = self.time_bounds(now)
         return (
             self.mode, self.status, self.symbol, self.environment, self.risk, self.strategy,
-            since, until,
+            self.host, since, until,
         )  # fmt: skip
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
     modes = set(query.mode)
+    hosts = set(query.host)
     statuses = set(query.status)
     since, until = query.time_bounds(now)
     needle = query.environment.lower() if query.environment else None
@@ -206,6 +221,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
 
     def matches(head: SessionHead) -> bool:
         if modes and head.mode not in modes:
+            return False
+        if hosts and head.host not in hosts:
             return False
         if statuses and head_status(head) not in statuses:
             return False

@@ -67,6 +67,7 @@ class SessionStats(BaseModel):
     sessions: int
     by_status: dict[str, int]
     by_mode: dict[str, int]
+    by_host: dict[str, int] = {}  # bot hosts of the shared registry; empty for a directory
     success_rate: float | None  # completed / ended sessions
     total_realized_pnl: float
     avg_realized_pnl: float | None
@@ -140,6 +141,7 @@ def tally_sessions(
     # of memory traffic alone, more than the arithmetic.
     by_status = dict.fromkeys(SESSION_STATUSES, 0)
     by_mode: dict[str, int] = {}
+    by_host: dict[str, int] = {}
     running: list[SessionHead] = []
     total, priced, worst = 0.0, 0, -math.inf
     drawdown_sum, drawdowns = 0.0, 0
@@ -152,6 +154,8 @@ def tally_sessions(
         if status == "started":
             running.append(head)
         by_mode[mode] = by_mode.get(mode, 0) + 1
+        if head.host:
+            by_host[head.host] = by_host.get(head.host, 0) + 1
         if finished is not None:
             duration_sum += head.order_key[0] - utc_instant(head.started_at).timestamp()
             durations += 1
@@ -174,6 +178,7 @@ def tally_sessions(
         by_mode={
             mode or "unbekannt": n for mode, n in sorted(by_mode.items(), key=lambda item: -item[1])
         },
+        by_host=dict(sorted(by_host.items())),
         success_rate=by_status["completed"] / ended if ended else None,
         total_realized_pnl=round(total, 8),
         avg_realized_pnl=round(total / priced, 8) if priced else None,

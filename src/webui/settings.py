@@ -86,6 +86,9 @@ class Settings(BaseSettings):
             )
         return token
 
+    # postgresql://... : read the shared registry of many hosts instead of a directory.
+    database_url: SecretStr | None = None
+
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")

@@ -70,6 +70,7 @@ EXPORT_COLUMNS = (
     "num_orders",
     "report_path",
     "notes",
+    "host",
 )
 
 
