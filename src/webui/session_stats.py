@@ -119,7 +119,9 @@ def session_stats(
 ) -> SessionStats:
     """Count and sum the filtered set once per snapshot; stale is judged against now."""
     heads = filter_sessions(snapshot, query, now)
-    tally = cached_view(snapshot, ("stats", *query.filter_key(now)), lambda: tally_sessions(heads))
+    tally = cached_view(
+        snapshot, ("stats", *query.filter_key(now, snapshot)), lambda: tally_sessions(heads)
+    )
     if not tally.running:
         return tally.stats
     # Staleness moves with the clock, so it is judged per call, over the few running.
@@ -200,4 +202,6 @@ def chart_series(heads: Sequence[SessionHead]) -> SessionCharts:
 def session_charts(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> SessionCharts:
     """The chart series of the filtered set, computed once per snapshot."""
     heads = filter_sessions(snapshot, query, now)
-    return cached_view(snapshot, ("charts", *query.filter_key(now)), lambda: chart_series(heads))
+    return cached_view(
+        snapshot, ("charts", *query.filter_key(now, snapshot)), lambda: chart_series(heads)
+    )
