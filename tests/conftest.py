@@ -20,3 +20,12 @@ def readable_failing_examples() -> Iterator[None]:
     hypothesis.core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[misc]
     yield
     hypothesis.core.RepresentationPrinter = patched  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_head_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the head cache (src/experiments/head_cache.py) of test registries out of
+    the user's ~/.cache; servers the tests start inherit the variable."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

@@ -80,8 +80,9 @@ def test_server_writes_nothing_anywhere(tmp_path: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in registry.iterdir()}
 
     port = free_port()
+    cache = tmp_path / "user-cache"  # the head cache's only home ($XDG_CACHE_HOME)
     env = {**os.environ, "PEAK_TRADE_LIVE_SESSIONS_DIR": str(registry),
-           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+           "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(cache)}  # fmt: skip
     env.pop("LIVE_TRACK_AUTH_TOKEN", None)
     server = subprocess.Popen(
         [sys.executable, "-c", AUDITED_SERVER, str(port)],
@@ -127,7 +128,9 @@ def test_server_writes_nothing_anywhere(tmp_path: Path) -> None:
         server.terminate()
         _, stderr = server.communicate(timeout=15)
     attempts = [line for line in stderr.splitlines() if line.startswith("WRITE-ATTEMPT")]
-    assert attempts == []
+    # The one thing written: the head cache (and its directory) in the user's cache.
+    assert [line for line in attempts if repr(str(cache)).strip("'") not in line] == []
+    assert [p.suffix for p in (cache / "peak-trade-live-track").iterdir()] == [".heads"]
     assert {p.name: p.stat().st_mtime_ns for p in registry.iterdir()} == before
 
 

@@ -67,7 +67,7 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
-    index = RegistryIndex(settings.registry_dir)
+    index = RegistryIndex(settings.registry_dir, persistent=True)
     rules = SessionRules.from_settings(settings)
     updates = LiveUpdates(index, rules, settings.reconcile_seconds, settings.watch)
 

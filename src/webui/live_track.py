@@ -395,7 +395,9 @@ def shared_index(directory: Path) -> RegistryIndex:
     with _shared_lock:
         watched = _shared_indexes.get(key)
         if watched is None:
-            watched = _shared_indexes[key] = watched_index(RegistryIndex(directory))
+            watched = _shared_indexes[key] = watched_index(
+                RegistryIndex(directory, persistent=True)
+            )
     return watched.fresh()
 
 
