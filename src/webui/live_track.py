@@ -451,3 +451,12 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def close_shared_indexes() -> None:
+    """Stop the watches of the shared indexes and forget them (tests; exit does it too)."""
+    with _shared_lock:
+        watched = list(_shared_indexes.values())
+        _shared_indexes.clear()
+    for one in watched:
+        one.close()
