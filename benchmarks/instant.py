@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import httpx2
 
 from benchmarks import reference
 from benchmarks.generate import ensure_registry
-from benchmarks.report import Row, command_line, load_average, machine, ms, secs, table, verdict
+from benchmarks.report import Row, load_average, machine, ms, secs, table, verdict
 from benchmarks.server import ServerProcess, wait_loaded
 from src.experiments.registry_index import RegistryIndex
 from src.webui.live_track import SessionRules, live_track_view
@@ -194,7 +195,7 @@ def run(size: int, repeats: int, argv: list[str]) -> int:
             "",
             f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
             f"- machine: {machine()}",
-            f"- command: `{command_line(argv)}`",
+            f"- command: `python -m benchmarks.instant {shlex.join(argv)}`".rstrip(),
             f"- load average at end: {load_average()}",
             "",
             "**All targets met.**" if not failed else f"**{len(failed)} target(s) missed.**",
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    return run(args.size, args.repeats, ["python", "-m", "benchmarks.instant", *argv])
+    return run(args.size, args.repeats, argv)
 
 
 if __name__ == "__main__":
