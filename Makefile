@@ -39,6 +39,7 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.instant
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -33,7 +33,7 @@ from benchmarks.loading import PAGE_WAIT_SECONDS, observe_loading
 from benchmarks.report import Row, command_line, load_average, machine, ms, secs, table, verdict
 from benchmarks.server import ServerProcess, percentile
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
-from src.webui.live_track import list_sessions, live_track_view
+from src.webui.live_track import SessionRules, list_sessions, live_track_view
 from src.webui.session_query import SessionQuery
 from src.webui.session_stats import session_stats
 
@@ -41,6 +41,7 @@ TARGET_SIZE = 100_000
 # The service calls run against a fixed clock: the generator's ``now``.
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 STALE_AFTER = timedelta(minutes=15)
+RULES = SessionRules(stale_after=STALE_AFTER)
 RESULTS = Path(__file__).resolve().parent / "results.md"
 RESULTS_QUICK = Path(__file__).resolve().parent / "results-quick.md"
 
@@ -146,10 +147,10 @@ def measure_load(size: int, directory: Path, plan: Plan) -> tuple[list[Row], Reg
 # --- (c)+(d) service calls against the full-scan reference -----------------
 
 SERVICE_VIEWS: dict[str, Callable[[IndexSnapshot], object]] = {
-    "recent 10 (list_sessions, limit=10)": lambda s: list_sessions(s, Q_RECENT, NOW),
-    "filtered (mode=live, status=failed)": lambda s: list_sessions(s, Q_FILTERED, NOW),
+    "recent 10 (list_sessions, limit=10)": lambda s: list_sessions(s, Q_RECENT, NOW, RULES),
+    "filtered (mode=live, status=failed)": lambda s: list_sessions(s, Q_FILTERED, NOW, RULES),
     "stats (session_stats)": lambda s: session_stats(s, Q_ALL, NOW, STALE_AFTER),
-    "page view (live_track_view)": lambda s: live_track_view(s, Q_ALL, NOW, STALE_AFTER),
+    "page view (live_track_view)": lambda s: live_track_view(s, Q_ALL, NOW, RULES),
 }
 REFERENCE_VIEWS: dict[str, Callable[[list[Any]], object]] = {
     "recent 10 (list_sessions, limit=10)": lambda r: reference.recent(r),
@@ -239,7 +240,7 @@ def check_agreement(snapshot: IndexSnapshot, records: list[Any]) -> list[str]:
     """The index and the full scan must show the same sessions and numbers."""
     problems = []
     for name, query in (("recent", Q_RECENT), ("filtered", Q_FILTERED)):
-        ours = [s.session_id for s in list_sessions(snapshot, query, NOW)]
+        ours = [s.session_id for s in list_sessions(snapshot, query, NOW, RULES)]
         if name == "recent":
             theirs = [s["session_id"] for s in reference.recent(records)]
         else:
@@ -257,7 +258,7 @@ def check_agreement(snapshot: IndexSnapshot, records: list[Any]) -> list[str]:
         )
         if not same:
             problems.append(f"stats.{key}: index {mine!r} != scan {value!r}")
-    view = live_track_view(snapshot, Q_ALL, NOW, STALE_AFTER)
+    view = live_track_view(snapshot, Q_ALL, NOW, RULES)
     page = reference.page(records, NOW)
     if [s.session_id for s in view.sessions] != [s["session_id"] for s in page["sessions"]]:
         problems.append("page: table rows differ")

@@ -99,3 +99,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         for number, server in enumerate(getattr(item, "live_servers", [])):
             report.sections.append((f"live server {number} log", server.log()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_head_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the head cache (src/experiments/head_cache.py) of test registries out of
+    the user's ~/.cache; servers the tests start inherit the variable."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

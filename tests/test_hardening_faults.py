@@ -54,16 +54,17 @@ def registry(tmp_path: Path) -> Path:
 
 
 def deny_listing(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    """chmod 000 as seen by a non-root reader, patched at the OS call (tests run as root,
-    which chmod would not stop)."""
-    real_scandir = os.scandir
+    """chmod 000 as seen by a non-root reader, patched at the OS calls that list a
+    directory (tests run as root, which chmod would not stop)."""
+    for name in ("scandir", "listdir"):
+        real = getattr(os, name)
 
-    def scandir(path: Any = ".") -> Any:
-        if Path(path) == directory:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_scandir(path)
+        def denied(path: Any = ".", real: Any = real) -> Any:
+            if Path(path) == directory:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real(path)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+        monkeypatch.setattr(os, name, denied)
 
 
 @pytest.mark.parametrize("fault", ["deleted", "permission"])

@@ -68,9 +68,10 @@ def test_server_writes_nothing_anywhere(
     registry.chmod(stat.S_IRUSR | stat.S_IXUSR)  # as read-only as root allows
     before = {p.name: p.stat().st_mtime_ns for p in registry.iterdir()}
 
+    cache = tmp_path / "user-cache"  # the head cache's only home ($XDG_CACHE_HOME)
     server = live_server(
         registry,
-        env={"PYTHONDONTWRITEBYTECODE": "1"},
+        env={"PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(cache)},
         command=[sys.executable, "-c", AUDITED_SERVER, "{port}"],
         log_path=tmp_path / "audit.log",  # outside the registry
     )
@@ -100,7 +101,9 @@ def test_server_writes_nothing_anywhere(
     finally:
         server.stop()
     attempts = [line for line in server.log().splitlines() if line.startswith("WRITE-ATTEMPT")]
-    assert attempts == []
+    # The one thing written: the head cache (and its directory) in the user's cache.
+    assert [line for line in attempts if repr(str(cache)).strip("'") not in line] == []
+    assert [p.suffix for p in (cache / "peak-trade-live-track").iterdir()] == [".heads"]
     assert {p.name: p.stat().st_mtime_ns for p in registry.iterdir()} == before
 
 

@@ -9,6 +9,7 @@ never block on a FIFO, and read at most ``MAX_RECORD_BYTES``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -209,6 +210,8 @@ def list_registry(
                 continue  # gone: simply not listed
             found[name] = _classify(name, info.st_mode, _stamp(info))
         return found
+    if with_stamps and _STAT_AT:
+        return _list_with_stamps(directory)
     for entry in _record_entries(directory):
         try:
             if with_stamps:
@@ -222,6 +225,38 @@ def list_registry(
         except OSError:
             continue  # deleted between listing and stat: simply gone
     return found
+
+
+def _list_with_stamps(directory: Path) -> Listing:
+    # listdir + lstat relative to the open directory: about twice as fast as
+    # scandir's DirEntry.stat at 100,000 files (no path joins, no DirEntry).
+    found: Listing = {}
+    try:
+        names = [name for name in os.listdir(directory) if is_record_name(name)]
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        logger.warning("Cannot list live-session registry %s: %s", directory, exc)
+        return found
+    try:
+        for name in names:
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                continue  # deleted between listing and stat: simply gone
+            if stat.S_ISREG(info.st_mode):
+                found[name] = _new_stamp((info.st_size, info.st_mtime_ns))
+            else:
+                found[name] = _classify(name, info.st_mode, None)
+    finally:
+        os.close(fd)
+    return found
+
+
+_new_stamp = functools.partial(tuple.__new__, FileStamp)
+# fstatat: everywhere but Windows.
+_STAT_AT = os.stat in os.supports_dir_fd and os.stat in os.supports_follow_symlinks
 
 
 def _stamp(info: os.stat_result) -> FileStamp:

@@ -196,30 +196,33 @@ _SHARED_TEXT = frozenset(
 def to_wire(stamp: FileStamp, head: SessionHead | SkippedFile) -> Wire:
     if isinstance(head, SkippedFile):
         return (tuple(stamp), head.name, head.reason)
-    return tuple(_encode(name, value) for name, value in zip(head._fields, head, strict=True))
+    values: list[Any] = list(head)
+    for position in _TIME_POSITIONS:
+        value = values[position]
+        if value is not None:
+            values[position] = value.isoformat()
+    values[_STAMP_POSITION] = tuple(stamp)  # marshal takes plain tuples only
+    return tuple(values)
 
 
 def from_wire(item: Wire) -> HeadOrSkip:
     if len(item) == 3:
         return FileStamp(*item[0]), SkippedFile(item[1], item[2])
-    values = {
-        name: _decode(name, value) for name, value in zip(SessionHead._fields, item, strict=True)
-    }
-    head = SessionHead(**values)
-    return head.stamp, head
+    # Positional, field by field only where needed: 100,000 heads come from
+    # the cache on every cold start, so this is on the hot path.
+    if len(item) != len(SessionHead._fields):
+        raise ValueError(f"a head has {len(SessionHead._fields)} fields, got {len(item)}")
+    values = list(item)
+    for position in _TIME_POSITIONS:
+        value = values[position]
+        if value is not None:
+            values[position] = datetime.fromisoformat(value)
+    for position in _TEXT_POSITIONS:
+        values[position] = sys.intern(values[position])
+    values[_STAMP_POSITION] = stamp = FileStamp._make(values[_STAMP_POSITION])
+    return stamp, SessionHead._make(values)
 
 
-def _encode(name: str, value: Any) -> Any:
-    if name in _TIME_FIELDS:
-        return None if value is None else value.isoformat()
-    return tuple(value) if isinstance(value, tuple) else value
-
-
-def _decode(name: str, value: Any) -> Any:
-    if name in _TIME_FIELDS:
-        return None if value is None else datetime.fromisoformat(value)
-    if name == "stamp":
-        return FileStamp(*value)
-    if name in _SHARED_TEXT:
-        return sys.intern(value)
-    return value
+_TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _TIME_FIELDS)
+_TEXT_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _SHARED_TEXT)
+_STAMP_POSITION = SessionHead._fields.index("stamp")

@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _registry_index(settings: Settings) -> RegistryIndex:
     """The directory by default; the shared PostgreSQL table when a database URL is set."""
     if settings.database_url is None:
-        return RegistryIndex(settings.registry_dir)
+        return RegistryIndex(settings.registry_dir, persistent=True)
     from src.experiments.pg_index import PgRegistryIndex
 
     return PgRegistryIndex(settings.database_url.get_secret_value())

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from src.experiments.live_session_record import json_safe, utc_instant
 from src.experiments.live_session_reports import PnlTotal
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
+from src.experiments.registry_watch import WatchedIndex, watched_index
 from src.experiments.session_head import SessionHead
 from src.webui.now_view import NowView, RiskLight, now_view
 from src.webui.risk_view import LimitBar, limit_bars
@@ -424,24 +425,28 @@ def pnl_totals(heads: Iterable[SessionHead], rules: SessionRules) -> list[PnlTot
 
 # --- Programmatic use (docs/live-track-panel.md) -------------------------------
 
-_shared_indexes: dict[Path, RegistryIndex] = {}
+_shared_indexes: dict[Path, WatchedIndex] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_index(directory: Path) -> RegistryIndex:
     """An index of one registry that this process keeps, brought up to date.
 
-    Scripts and the CLI call the functions below again and again; re-reading
-    only the files whose size or mtime changed keeps every call after the
-    first cheap, and the results are those of a full scan.
+    Scripts and the CLI call the functions below again and again. The first
+    call loads the index (from the head cache where it can); later calls apply
+    only the changes a file watch reported since, and a background thread
+    reconciles with the directory now and then, as the server does. So every
+    call sees every change made before it, the results are those of a full
+    scan, and a call costs microseconds instead of a stat of every file.
     """
     key = directory.resolve()
     with _shared_lock:
-        index = _shared_indexes.get(key)
-        if index is None:
-            index = _shared_indexes[key] = RegistryIndex(directory)
-    index.reconcile()
-    return index
+        watched = _shared_indexes.get(key)
+        if watched is None:
+            watched = _shared_indexes[key] = watched_index(
+                RegistryIndex(directory, persistent=True)
+            )
+    return watched.fresh()
 
 
 def _shared(base_dir: str | os.PathLike[str] | None) -> tuple[RegistryIndex, SessionRules]:
@@ -496,3 +501,12 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def close_shared_indexes() -> None:
+    """Stop the watches of the shared indexes and forget them (tests; exit does it too)."""
+    with _shared_lock:
+        watched = list(_shared_indexes.values())
+        _shared_indexes.clear()
+    for one in watched:
+        one.close()

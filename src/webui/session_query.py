@@ -7,9 +7,10 @@ always select the same sessions.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, TypeVar, cast
 
 from pydantic import (
@@ -201,13 +202,32 @@ class SessionQuery(BaseModel):
             since = max(since, start) if since else start
         return since, until
 
-    def filter_key(self, now: datetime) -> tuple[object, ...]:
-        """Everything that decides which sessions match, for caching per snapshot."""
+    def filter_key(
+        self, now: datetime, snapshot: IndexSnapshot | None = None
+    ) -> tuple[object, ...]:
+        """Everything that decides which sessions match, for caching per snapshot.
+
+        With the snapshot, a time bound becomes its position among the sorted
+        start times: quick ranges and ``since`` values move with the clock, but
+        the set they select (and so the cached view) changes only when a start
+        time crosses the bound. A bound outside every start time selects
+        nothing away and becomes None, so it shares the unfiltered views.
+        """
         since, until = self.time_bounds(now)
-        return (
+        fixed = (
             self.mode, self.status, self.symbol, self.environment, self.risk, self.strategy,
-            self.host, since, until,
+            self.host,
         )  # fmt: skip
+        if snapshot is not None and (since is not None or until is not None):
+            starts = start_times(snapshot)
+            low = bisect.bisect_left(starts, since) if since is not None else 0
+            high = bisect.bisect_right(starts, until) if until is not None else len(starts)
+            return (
+                *fixed,
+                ("from", low) if low else None,
+                ("to", high) if high < len(starts) else None,
+            )
+        return (*fixed, since, until)
 
 
 def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool]:
@@ -265,14 +285,27 @@ def cached_view(
     return cast(View, found)
 
 
+def start_times(snapshot: IndexSnapshot) -> list[datetime]:
+    """Every session's start (UTC), sorted: time bounds bisect it."""
+
+    def build() -> list[datetime]:
+        return sorted(utc_instant(head.started_at) for head in snapshot.sessions)
+
+    return cached_view(snapshot, ("start_times",), build)
+
+
+# The filter key of a query that narrows nothing (no quick range, so no clock).
+_UNFILTERED = SessionQuery().filter_key(datetime.min.replace(tzinfo=timezone.utc))
+
+
 def filter_sessions(
     snapshot: IndexSnapshot, query: SessionQuery, now: datetime
 ) -> Sequence[SessionHead]:
     """Sessions matching the filters, newest activity first."""
-    key = ("filter", *query.filter_key(now))
+    key = ("filter", *query.filter_key(now, snapshot))
 
     def build() -> tuple[SessionHead, ...]:
-        if key[1:] == (SessionQuery().filter_key(now)):
+        if key[1:] == _UNFILTERED:
             return snapshot.newest_first()  # no filter: the index order as it is
         matches = _matcher(query, now)
         return tuple(head for head in snapshot.newest_first() if matches(head))
@@ -295,7 +328,7 @@ def sort_sessions(
     matching = filter_sessions(snapshot, query, now)
     if query.sort == "recent":
         return matching if query.order == "desc" else matching[::-1]
-    key = ("sort", query.sort, query.order, *query.filter_key(now))
+    key = ("sort", query.sort, query.order, *query.filter_key(now, snapshot))
     value_of = _SORT_VALUES[query.sort]
 
     def build() -> tuple[SessionHead, ...]:

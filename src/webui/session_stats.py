@@ -203,7 +203,7 @@ def session_stats(
     heads = filter_sessions(snapshot, query, now)
     tally = cached_view(
         snapshot,
-        ("stats", real_money_modes, *query.filter_key(now)),
+        ("stats", real_money_modes, *query.filter_key(now, snapshot)),
         lambda: tally_sessions(heads, real_money_modes),
     )
     if not tally.running:
@@ -375,7 +375,7 @@ def session_charts(
 ) -> SessionCharts:
     """The chart series of the filtered set, computed once per snapshot (and day)."""
     heads = filter_sessions(snapshot, query, now)
-    key = ("charts", utc_day(now), real_money_modes, *query.filter_key(now))
+    key = ("charts", utc_day(now), real_money_modes, *query.filter_key(now, snapshot))
     return cached_view(snapshot, key, lambda: chart_series(heads, real_money_modes, now))
 
 
@@ -387,5 +387,5 @@ def session_groups(
 ) -> SessionGroups:
     """The filtered sessions grouped by ``query.group``, computed once per snapshot."""
     heads = filter_sessions(snapshot, query, now)
-    key = ("groups", query.group, real_money_modes, *query.filter_key(now))
+    key = ("groups", query.group, real_money_modes, *query.filter_key(now, snapshot))
     return cached_view(snapshot, key, lambda: group_sessions(heads, query.group, real_money_modes))

@@ -1,0 +1,265 @@
+"""Programmatic calls reuse a watched index, new processes start from the head cache,
+and time filters share cached views: all with the answers of a full scan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.reference import scan_registry
+from src.experiments import head_cache, registry_index
+from src.experiments.live_session_record import utc_instant
+from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.registry_index import RegistryIndex
+from src.webui import live_track
+from src.webui.session_query import SessionQuery, filter_sessions
+from tests.support import original_record, write_like_original
+
+BASE = datetime(2026, 1, 1)
+
+
+def make_record(n: int, **overrides: Any) -> LiveSessionRecord:
+    fields: dict[str, Any] = {
+        "session_id": f"s{n}",
+        "run_id": None,
+        "run_type": "live_session_paper",
+        "mode": ("shadow", "paper", "live")[n % 3],
+        "env_name": "kraken_spot",
+        "symbol": "BTC/USDT",
+        "status": "started",
+        "started_at": BASE + timedelta(minutes=7 * n),
+        "metrics": {"realized_pnl": float(n % 5 - 2)},
+    }
+    fields.update(overrides)
+    return LiveSessionRecord(**fields)
+
+
+def scan_ids(directory: Path) -> list[str]:
+    """The plain full scan, newest activity first (the documented order)."""
+    stored = scan_registry(directory).records
+    ordered = sorted(
+        stored,
+        key=lambda s: (utc_instant(s.record.finished_at or s.record.started_at), s.name),
+        reverse=True,
+    )
+    return [s.record.session_id for s in ordered]
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_indexes() -> Iterator[None]:
+    live_track.close_shared_indexes()
+    yield
+    live_track.close_shared_indexes()
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record which files the index reads from disk."""
+    read: list[str] = []
+    original = registry_index.read_in_batches
+
+    def counting(directory: str, items: Any) -> Any:
+        read.extend(name for name, _ in items)
+        return original(directory, items)
+
+    monkeypatch.setattr(registry_index, "read_in_batches", counting)
+    return read
+
+
+# --- 1. The programmatic functions see every change made before the call ------
+
+edit = st.tuples(
+    st.sampled_from(["register", "finish_in_place", "delete", "corrupt"]),
+    st.integers(min_value=0, max_value=5),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(edits=st.lists(edit, min_size=1, max_size=15))
+def test_every_call_equals_a_full_scan_without_rescanning(
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[str, int]]
+) -> None:
+    directory = tmp_path_factory.mktemp("registry")
+    live_track.get_recent_live_sessions(limit=100, base_dir=directory)
+    paths: dict[int, Path] = {}
+    for step, (action, n) in enumerate(edits):
+        if action == "register":
+            paths[n] = register_live_session_run(make_record(n), directory)
+        elif action == "finish_in_place" and n in paths and paths[n].exists():
+            data = json.loads(paths[n].read_text())
+            data["status"] = "completed"
+            data["finished_at"] = (BASE + timedelta(days=90, minutes=step)).isoformat()
+            paths[n].write_text(json.dumps(data))  # in place, as the original writers do
+        elif action == "delete" and n in paths and paths[n].exists():
+            paths[n].unlink()
+        elif action == "corrupt":
+            (directory / f"junk_{n}.json").write_bytes(b"{not json")
+        # Asked right after the change: no waiting, no full reconcile.
+        shown = live_track.get_recent_live_sessions(limit=100, base_dir=directory)
+        assert [s.session_id for s in shown] == scan_ids(directory)[:100]
+    live_track.close_shared_indexes()
+
+
+def test_repeated_calls_do_not_list_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        register_live_session_run(make_record(n), tmp_path)
+    live_track.get_recent_live_sessions(base_dir=tmp_path)
+    listings: list[Path] = []
+    original = registry_index.list_registry
+
+    def listing(directory: Path, *args: Any, **kwargs: Any) -> Any:
+        if not args and "names" not in kwargs:
+            listings.append(directory)
+        return original(directory, *args, **kwargs)
+
+    monkeypatch.setattr(registry_index, "list_registry", listing)
+    for _ in range(20):
+        live_track.get_session_stats(base_dir=tmp_path)
+    write_like_original(tmp_path, original_record("late", status="completed"))
+    assert live_track.get_session_by_id("late", base_dir=tmp_path) is not None
+    assert listings == []
+
+
+def test_a_registry_created_after_the_first_call_is_seen(tmp_path: Path) -> None:
+    directory = tmp_path / "later"
+    assert live_track.get_recent_live_sessions(base_dir=directory) == []
+    register_live_session_run(make_record(1), directory)
+    assert [s.session_id for s in live_track.get_recent_live_sessions(base_dir=directory)] == ["s1"]
+
+
+# --- 2. The head cache --------------------------------------------------------
+
+
+def test_a_new_process_reads_only_the_files_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "registry"
+    paths = [register_live_session_run(make_record(n), registry) for n in range(30)]
+    RegistryIndex(registry, persistent=True).reconcile()  # the first process
+    assert head_cache.cache_file(registry).is_file()
+    assert not str(head_cache.cache_file(registry)).startswith(str(registry))
+
+    data = json.loads(paths[3].read_text())
+    data["status"], data["finished_at"] = "failed", (BASE + timedelta(days=9)).isoformat()
+    paths[3].write_text(json.dumps(data) + "\n")  # size changes: a new stamp
+    paths[4].unlink()
+    register_live_session_run(make_record(99), registry)
+    read = count_reads(monkeypatch)
+    index = RegistryIndex(registry, persistent=True)  # the next process
+    index.reconcile()
+    assert sorted(read) == sorted([paths[3].name, f"{make_record(99).started_at:%Y%m%dT%H%M%S}"
+                                   "_live_session_paper_s99.json"])  # fmt: skip
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+    assert index.snapshot().by_id["s3"].status == "failed"
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
+def _uncached_sessions(registry: Path) -> tuple[Any, ...]:
+    index = RegistryIndex(registry)
+    index.reconcile()
+    return index.snapshot().sessions
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(b"garbage"),
+        lambda path: path.write_bytes(path.read_bytes()[:-100]),
+        lambda path: path.write_bytes(path.read_bytes()[:40] + b"X" + path.read_bytes()[41:]),
+    ],
+    ids=["garbage", "truncated", "one-byte-changed"],
+)
+def test_a_damaged_cache_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: Any
+) -> None:
+    for n in range(10):
+        register_live_session_run(make_record(n), tmp_path)
+    RegistryIndex(tmp_path, persistent=True).reconcile()
+    damage(head_cache.cache_file(tmp_path))
+    read = count_reads(monkeypatch)
+    index = RegistryIndex(tmp_path, persistent=True)
+    index.reconcile()
+    assert len(read) == 10
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(tmp_path)
+
+
+def test_a_cache_of_other_head_fields_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(4):
+        register_live_session_run(make_record(n), tmp_path)
+    RegistryIndex(tmp_path, persistent=True).reconcile()
+    monkeypatch.setattr(head_cache, "VERSION", head_cache.VERSION + "-new-field")
+    read = count_reads(monkeypatch)
+    RegistryIndex(tmp_path, persistent=True).reconcile()
+    assert len(read) == 4
+
+
+def test_a_read_only_cache_directory_is_skipped_silently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = tmp_path / "registry"
+    register_live_session_run(make_record(1), registry)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert [h.session_id for h in index.snapshot().sessions] == ["s1"]
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_cache_off_writes_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = tmp_path / "registry"
+    register_live_session_run(make_record(1), registry)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIVE_TRACK_CACHE", "off")
+    assert [s.session_id for s in live_track.get_recent_live_sessions(base_dir=registry)] == ["s1"]
+    assert not (tmp_path / "cache").exists()
+
+
+# --- 5. Time filters share cached views until a start time crosses a bound ---
+
+
+def test_moving_quick_range_reuses_the_view_until_a_session_crosses(tmp_path: Path) -> None:
+    for n in range(50):
+        register_live_session_run(make_record(n), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    snapshot = index.snapshot()
+    query = SessionQuery(range="7d")
+    now = utc_instant(BASE + timedelta(days=7, minutes=7 * 20 + 1))
+    first = filter_sessions(snapshot, query, now)
+    later = filter_sessions(snapshot, query, now + timedelta(seconds=30))
+    assert later is first  # same sessions: the cached tuple itself
+    crossed = filter_sessions(snapshot, query, now + timedelta(minutes=7))
+    assert len(crossed) == len(first) - 1
+    for moment in (now, now + timedelta(minutes=7), now + timedelta(days=30)):
+        since = moment - timedelta(days=7)
+        expected = [h.session_id for h in snapshot.sessions if utc_instant(h.started_at) >= since]
+        assert [h.session_id for h in filter_sessions(snapshot, query, moment)] == expected
+
+
+def test_bounds_around_every_session_share_the_unfiltered_view(tmp_path: Path) -> None:
+    for n in range(5):
+        register_live_session_run(make_record(n), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    snapshot = index.snapshot()
+    now = utc_instant(BASE + timedelta(days=1))
+    wide = SessionQuery(since=BASE - timedelta(days=1), until=BASE + timedelta(days=1))
+    assert filter_sessions(snapshot, wide, now) is snapshot.sessions
+    narrow = SessionQuery(until=BASE + timedelta(minutes=10))
+    assert [h.session_id for h in filter_sessions(snapshot, narrow, now)] == ["s1", "s0"]
+    exact = SessionQuery(since=BASE + timedelta(minutes=7), until=BASE + timedelta(minutes=14))
+    assert [h.session_id for h in filter_sessions(snapshot, exact, now)] == ["s2", "s1"]
