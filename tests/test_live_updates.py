@@ -146,18 +146,30 @@ def test_reconciliation_alone_catches_changes(
     wait_until(lambda: "bot-3" not in api_ids(server))
 
 
-def test_many_tabs_each_hear_every_change(serve: Callable[..., LiveServer], registry: Path) -> None:
+def open_streams(server: LiveServer) -> float:
+    """What the server's /metrics says about open event streams (one per tab)."""
+    for line in httpx2.get(server.url("/metrics")).text.splitlines():
+        if line.startswith("live_track_event_streams "):
+            return float(line.split()[1])
+    raise AssertionError("no live_track_event_streams in /metrics")
+
+
+def test_many_tabs_are_counted_and_each_hear_every_change(
+    serve: Callable[..., LiveServer], registry: Path
+) -> None:
     server = serve()
     streams = [EventStream(server.port) for _ in range(4)]
     try:
         for stream in streams:
             stream.next("hello", timeout=20)
+        assert open_streams(server) == 4
         register_live_session_run(session("bot-4", status="aborted", finished_at=NOW), registry)
         for stream in streams:
             assert stream.next("update", timeout=20)["ended"][0]["session_id"] == "bot-4"
     finally:
         for stream in streams:
             stream.close()
+    wait_until(lambda: open_streams(server) == 0, what="closed tabs to unsubscribe")
 
 
 def test_registry_created_after_start_is_picked_up(

@@ -149,7 +149,8 @@ def test_pause_holds_updates_until_resumed(
     register_live_session_run(
         new_session(session_id, mode="paper", realized_pnl=12.0), server.registry
     )
-    page.wait_for_timeout(2000)
+    # The page says it holds a change back (an event arrived), and shows nothing of it yet.
+    expect(pause).to_have_attribute("data-pending", "1", timeout=LIVE_UPDATE_MS)
     expect(row(page, session_id)).to_have_count(0)
 
     pause.click()
