@@ -248,9 +248,13 @@
     });
   }
 
+  // As the server formats amounts (src/webui/formatting.py): +1.466.206,09, a real minus.
+  var AMOUNT = new Intl.NumberFormat("de-DE", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   function formatPnl(value) {
     if (value === null || value === undefined) { return "–"; }
-    return (value > 0 ? "+" : "") + value.toFixed(2);
+    var text = AMOUNT.format(Math.abs(value));
+    if (text === "0,00") { return text; }
+    return (value > 0 ? "+" : "−") + text;
   }
 
   function isRealMoney(session) {

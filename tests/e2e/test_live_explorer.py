@@ -113,7 +113,7 @@ def test_new_session_appears_live_and_notifies(
     text = notes[0]["title"] + "\n" + notes[0]["body"]
     assert session_id in text
     assert "LIVE" in text.upper() and "Completed" in text
-    assert "-42.50" in text or "−42.50" in text
+    assert "PnL: −42,50 USDT" in text  # formatted as the page formats amounts
 
     # A running session that finishes turns from RUN to OK in place.
     running = [r for r in list_session_records(server.registry) if r.status == "started"]
