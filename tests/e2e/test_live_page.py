@@ -154,8 +154,14 @@ def test_jetzt_strip_shows_what_needs_me(
     # The tab says how many run and how many failed (the demo adds some of each).
     title = page.title()
     assert title.startswith("(") and "▶" in title and "✖)" in title, title
-    running_count = int(strip.locator(".now-running .now-count").inner_text())
-    assert title.startswith(f"({running_count} ▶ ")
+    # ... the same count as the strip (a bot may turn stale meanwhile: wait for both).
+    page.wait_for_function(
+        """() => {
+          const count = document.querySelector('.now-strip .now-running .now-count');
+          return count && document.title.startsWith('(' + count.textContent.trim() + ' ▶ ');
+        }""",
+        timeout=WAIT_MS,
+    )
     keep_screenshot(page, "live-page-desktop-dark.png")
     assert_calm(problems)
 
