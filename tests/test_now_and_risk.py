@@ -141,7 +141,7 @@ def test_page_shows_the_strip_and_counts_in_the_title(client: TestClient) -> Non
     assert re.search(r"Heartbeat vor \d+ min", text)
     assert 'href="/session/fail-live-new"' in text and "abort-old" not in text
     assert "ohne Heartbeat" in text  # run-quiet
-    assert '<span class="stale-tag">stale</span>' in text  # run-silent
+    assert '<span class="stale-tag">veraltet</span>' in text  # run-silent
     assert "<title>(3 ▶ 1 ✖) Live-Track · Peak_Trade</title>" in page
     api = client.get("/api/live_track").json()
     assert api["now"]["running_count"] == 3 and api["now"]["failed_count"] == 1
