@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_files import resolve_registry_dir
+from src.experiments.session_head import currency_decimals
 from src.webui.vocabulary import STATUS_ORDER
 
 if TYPE_CHECKING:
@@ -324,7 +325,9 @@ def _printable(text: str) -> str:
 
 
 def _money(value: float | None, currency: str = "") -> str:
-    return "-" if value is None else f"{value:+,.2f} {currency}".rstrip()
+    if value is None:
+        return "-"
+    return f"{value:+,.{currency_decimals(currency)}f} {currency}".rstrip()
 
 
 def _percent(fraction: float | None) -> str:

@@ -324,3 +324,15 @@ def test_cli_serve_rejects_an_invalid_port(
     assert cli.main(["serve", "--port", "70000"]) == 2
     assert fake_server.calls == []
     assert "port" in capsys.readouterr().err
+
+
+def test_cli_amounts_in_bitcoin_keep_their_decimals(tmp_path: Path) -> None:
+    register_live_session_run(
+        make_session("alt-btc", symbol="ETH/BTC", metrics={"realized_pnl": 0.0019}), tmp_path
+    )
+    summary = run_cli(
+        [sys.executable, "-m", "src.cli"], "sessions", "summary", "--registry", str(tmp_path)
+    )
+    report = run_cli([sys.executable, "-m", "src.cli"], "report", "--registry", str(tmp_path))
+    assert "Realized PnL Simuliert: +0.001900 BTC (1 sessions)" in summary.stdout
+    assert "| Simuliert | BTC | 1 | +0.001900 BTC |" in report.stdout

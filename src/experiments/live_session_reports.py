@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from src.experiments.session_head import currency_decimals
+
 if TYPE_CHECKING:
     from src.experiments.live_session_record import LiveSessionRecord
 
@@ -58,8 +60,8 @@ def _fields(record: LiveSessionRecord) -> list[tuple[str, str]]:
     return fields
 
 
-def _money(value: float) -> str:
-    return f"{value:+,.2f}"
+def _money(value: float, currency: str) -> str:
+    return f"{value:+,.{currency_decimals(currency)}f}"
 
 
 # --- Markdown -----------------------------------------------------------------
@@ -90,7 +92,7 @@ def _totals_markdown(totals: Sequence[PnlTotal]) -> list[str]:
     lines = ["## Summen", "", "| Geld | Währung | Sessions | Realized PnL |", "|---|---|---:|---:|"]
     for total in totals:
         currency = total.currency or "ohne Währung"
-        amount = f"{_money(total.realized_pnl)} {total.currency}".rstrip()
+        amount = f"{_money(total.realized_pnl, total.currency)} {total.currency}".rstrip()
         lines.append(f"| {total.money} | {currency} | {total.sessions} | {amount} |")
     return [*lines, ""]
 
@@ -158,7 +160,7 @@ def _totals_html(totals: Sequence[PnlTotal]) -> str:
     rows = "".join(
         f"<tr><td>{e(t.money)}</td><td>{e(t.currency or 'ohne Währung')}</td>"
         f'<td class="num">{t.sessions}</td>'
-        f'<td class="num">{e(_money(t.realized_pnl))} {e(t.currency)}</td></tr>\n'
+        f'<td class="num">{e(_money(t.realized_pnl, t.currency))} {e(t.currency)}</td></tr>\n'
         for t in totals
     )
     return (

@@ -24,6 +24,14 @@ from src.experiments.live_session_record import (
 )
 from src.experiments.registry_files import FileStamp, SkippedFile, read_record
 
+# Decimals an amount in this currency needs (a BTC PnL of 0.0019 is not 0.00).
+CURRENCY_DECIMALS = {"BTC": 6, "XBT": 6, "ETH": 5}
+
+
+def currency_decimals(currency: str | None) -> int:
+    return CURRENCY_DECIMALS.get(currency or "", 2)
+
+
 # How the original dashboard reads a risk state, mapped onto one traffic light.
 _RISK_LEVELS = {
     "green": "green",

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from src.experiments.live_session_record import utc_instant
+from src.experiments.session_head import currency_decimals
 from src.webui.vocabulary import FIELD_LABELS, UNKNOWN_CURRENCY_MARK
 
 EMPTY = "–"
 MINUS = "−"  # a real minus sign: as wide as the plus, never broken off its number
 
 # Coins quoted as a currency need more than cents to show a change.
-_CURRENCY_DECIMALS = {"BTC": 6, "XBT": 6, "ETH": 5}
 _COMPACT_UNITS = ((1e9, "Mrd."), (1e6, "Mio."), (1e3, "Tsd."))
 
 
@@ -50,7 +50,7 @@ def fmt_money(value: float | None, currency: str | None = None) -> str:
     """
     if value is None:
         return EMPTY
-    amount = german_number(value, _CURRENCY_DECIMALS.get(currency or "", 2), sign=True)
+    amount = german_number(value, currency_decimals(currency), sign=True)
     return amount if currency is None else f"{amount} {currency_text(currency)}"
 
 
