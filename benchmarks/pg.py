@@ -64,7 +64,7 @@ def first_loads(directory: Path, url: str) -> tuple[float, float, bool]:
 
 
 def _unlabelled(head: SessionHead) -> SessionHead:
-    return head._replace(host="", order_key=(head.order_key[0], head.file_name))
+    return head._replace(host="")
 
 
 def latency(url: str, samples: int) -> tuple[list[float], float, float]:

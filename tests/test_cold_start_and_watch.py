@@ -4,6 +4,8 @@ and time filters share cached views: all with the answers of a full scan."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from benchmarks.reference import scan_registry
 from src.experiments import head_cache, registry_index
 from src.experiments.live_session_record import utc_instant
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.registry_files import PendingListing, list_registry
 from src.experiments.registry_index import RegistryIndex
 from src.webui import live_track
 from src.webui.session_query import SessionQuery, filter_sessions
@@ -162,6 +165,96 @@ def test_a_new_process_reads_only_the_files_that_changed(
     assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
     assert index.snapshot().by_id["s3"].status == "failed"
     assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
+@pytest.fixture
+def large_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the paths a cold start of 100,000 files takes, on a few dozen: bulk
+    integration and the listing helper process."""
+    monkeypatch.setattr(registry_index, "BULK_RESORT", 4)
+    monkeypatch.setattr(registry_index, "PARALLEL_LISTING_BYTES", 0)
+
+
+def original_registry(registry: Path, count: int) -> list[Path]:
+    """Records as the original writers leave them: NaN, no heartbeat, one id twice."""
+    paths = []
+    for n in range(count):
+        started = datetime(2026, 11, 1) + timedelta(hours=n)
+        ended = started + timedelta(minutes=30) if n % 3 else None
+        metrics = {"realized_pnl": float("nan") if n % 7 == 0 else n - 10.5}
+        data = original_record(
+            f"orig-{n % (count - 1)}",  # the last one repeats the first id: a conflict
+            mode=("shadow", "paper", "live", "bounded_pilot")[n % 4],
+            status="completed" if ended else "started",
+            started_at=started,
+            finished_at=ended,
+            metrics=metrics,
+        )
+        data["strategy_tier"] = "core" if n % 2 else None
+        paths.append(write_like_original(registry, data))
+    return paths
+
+
+def test_an_unchanged_registry_comes_whole_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    original_registry(registry, 40)
+    RegistryIndex(registry, persistent=True).reconcile()  # the first process
+    read = count_reads(monkeypatch)
+    index = RegistryIndex(registry, persistent=True)  # the next one
+    index.reconcile()
+    assert read == []
+    uncached = RegistryIndex(registry)
+    uncached.reconcile()
+    assert index.snapshot().sessions == uncached.snapshot().sessions
+    assert index.snapshot().by_id == uncached.snapshot().by_id
+    assert index.snapshot().conflicts == uncached.snapshot().conflicts != {}
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+
+
+def test_a_large_cold_start_reads_what_changed_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 40)
+    RegistryIndex(registry, persistent=True).reconcile()
+    data = json.loads(paths[5].read_text())
+    data["status"], data["finished_at"] = "failed", "2026-12-01T00:00:00"
+    paths[5].write_text(json.dumps(data))  # in place, as the original writers do
+    paths[6].unlink()
+    paths[7].write_bytes(b'{"session_id": "cut off')
+    read = count_reads(monkeypatch)
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert sorted(read) == sorted([paths[5].name, paths[7].name])
+    assert index.snapshot().sessions[0].session_id == "orig-5"  # the newest activity now
+    assert [s.name for s in index.snapshot().skipped] == [paths[7].name]
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+
+
+def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    original_registry(registry, 5)
+    (registry / ".tmp-write.json").write_text("{}")  # a writer's temp file: not listed
+    (registry / "notes.txt").write_text("x")
+    (registry / "link.json").symlink_to(registry / "notes.txt")
+    (registry / "folder.json").mkdir()
+    os.mkfifo(registry / "pipe.json")
+    (registry / os.fsdecode(b"caf\xe9.json")).write_text("{}")  # not UTF-8
+    expected = list_registry(registry)
+    assert len(expected) == 9
+    assert PendingListing(registry).result() == expected
+    assert PendingListing(tmp_path / "missing").result() == {} == list_registry(tmp_path / "missing")
+
+
+def test_without_a_helper_process_this_process_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original_registry(tmp_path, 5)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python-here"))
+    assert PendingListing(tmp_path).result() == list_registry(tmp_path)
 
 
 def _uncached_sessions(registry: Path) -> tuple[Any, ...]:

@@ -25,7 +25,7 @@ import logging
 import marshal
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ _FIELDS_HASH = hashlib.sha256(
     repr([(name, str(kind)) for name, kind in SessionHead.__annotations__.items()]).encode()
 ).hexdigest()[:16]
 # A change of the head's fields, of the wire format or of Python invalidates it.
-VERSION = f"heads-4-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-5-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 _DIGEST = 32  # the file starts with the SHA-256 of the rest
@@ -64,8 +64,19 @@ def cache_file(directory: Path) -> Path:
     return cache_root() / f"registry-{key}.heads"
 
 
+def cache_bytes(directory: Path) -> int:
+    """The size of the registry's cache file (0 without one): how big a cold start is."""
+    if not cache_enabled():
+        return 0
+    try:
+        return cache_file(directory).stat().st_size
+    except OSError:
+        return 0
+
+
 def load_heads(directory: Path) -> dict[str, SessionHead]:
-    """The cached heads by file name; empty when there is no usable cache."""
+    """The cached heads by file name, oldest activity first (the order they were
+    saved in); empty when there is no usable cache."""
     if not cache_enabled():
         return {}
     path = cache_file(directory)
@@ -81,15 +92,17 @@ def load_heads(directory: Path) -> dict[str, SessionHead]:
         version, owner, columns = marshal.loads(body)
         if version != VERSION or owner != os.path.abspath(directory):
             return {}
-        heads = _from_columns(columns)
-        return {head.file_name: head for head in heads}
+        return dict(zip(columns["file_name"], _from_columns(columns), strict=True))
     except Exception as exc:  # any corruption: ignore the cache, read the files
         logger.info("Ignoring the unreadable head cache %s: %s", path, exc)
         return {}
 
 
 def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
-    """Write the cache atomically; False (silently) where that is not possible."""
+    """Write the cache atomically; False (silently) where that is not possible.
+
+    Give the heads in the index's order: the next process then sorts a sorted
+    list, which costs one pass."""
     if not cache_enabled():
         return False
     path = cache_file(directory)
@@ -117,36 +130,51 @@ _TIME_FIELDS = frozenset(
     name for name, kind in SessionHead.__annotations__.items() if "datetime" in str(kind)
 )
 _SHARED_TEXT = frozenset(
-    {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name"}
+    {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name", "host"}
 )
 _new_head = functools.partial(tuple.__new__, SessionHead)
 _new_stamp = functools.partial(tuple.__new__, FileStamp)
+# Marks in a time column's mask: no time, its own text, the same time as finished_at.
+_NO_TIME, _OWN_TIME, _AS_FINISHED = 0, 1, 2
 
 
 def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
+    finished = [head.finished_at for head in heads]
     for position, name in enumerate(SessionHead._fields):
         values: list[Any] = [head[position] for head in heads]
-        if name in _TIME_FIELDS:  # which rows have one, then their ISO texts
-            mask = bytes(v is not None for v in values)
-            values = [mask, [v.isoformat() for v in values if v is not None]]
-        elif name in {"stamp", "order_key"}:
-            columns[f"{name}.0"] = [v[0] for v in values]
-            columns[f"{name}.1"] = [v[1] for v in values]
+        if name == "stamp":
+            columns["stamp.0"] = [v[0] for v in values]
+            columns["stamp.1"] = [v[1] for v in values]
             continue
+        if name in _TIME_FIELDS:  # which rows have one, then their ISO texts
+            same = finished if name == "updated_at" else [None] * len(values)
+            mask = bytes(_mark(v, f) for v, f in zip(values, same, strict=True))
+            values = [
+                mask,
+                [v.isoformat() for v, m in zip(values, mask, strict=True) if m == _OWN_TIME],
+            ]
         columns[name] = values
     return columns
 
 
+def _mark(value: datetime | None, finished: datetime | None) -> int:
+    if value is None:
+        return _NO_TIME
+    return _AS_FINISHED if value is finished else _OWN_TIME
+
+
 def _from_columns(columns: dict[str, Any]) -> list[SessionHead]:
     fields: list[Iterable[Any]] = []
+    finished = _times(*columns["finished_at"])
     for name in SessionHead._fields:
         if name == "stamp":
             fields.append(map(_new_stamp, zip(columns["stamp.0"], columns["stamp.1"], strict=True)))
-        elif name == "order_key":
-            fields.append(zip(columns["order_key.0"], columns["order_key.1"], strict=True))
+        elif name == "finished_at":
+            fields.append(finished)
         elif name in _TIME_FIELDS:
-            fields.append(_times(*columns[name]))
+            mask, texts = columns[name]
+            fields.append(_times(mask, texts, finished))
         elif name in _SHARED_TEXT:
             fields.append(map(sys.intern, columns[name]))
         else:
@@ -154,12 +182,13 @@ def _from_columns(columns: dict[str, Any]) -> list[SessionHead]:
     return list(map(_new_head, zip(*fields, strict=True)))
 
 
-def _times(mask: bytes, texts: list[str]) -> list[datetime | None]:
+def _times(
+    mask: bytes, texts: list[str], finished: list[datetime | None] | None = None
+) -> list[datetime | None]:
     parsed = map(datetime.fromisoformat, texts)
-    return [next(parsed) if present else None for present in mask]
-
-
-def unchanged(cached: Mapping[str, SessionHead], name: str, stamp: object) -> SessionHead | None:
-    """The cached head of this file if the file has the same size and mtime."""
-    head = cached.get(name)
-    return head if head is not None and head.stamp == stamp else None
+    if finished is None or _AS_FINISHED not in mask:
+        return [next(parsed) if mark else None for mark in mask]
+    return [
+        next(parsed) if mark == _OWN_TIME else end if mark == _AS_FINISHED else None
+        for mark, end in zip(mask, finished, strict=True)
+    ]

@@ -23,16 +23,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from src.experiments.head_cache import load_heads, save_heads
+from src.experiments.head_cache import cache_bytes, load_heads, save_heads
 from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord
 from src.experiments.parallel_load import read_in_batches
 from src.experiments.registry_files import (
     FileStamp,
+    PendingListing,
     SkippedFile,
     list_registry,
     read_record,
 )
-from src.experiments.session_head import SessionHead
+from src.experiments.session_head import SessionHead, order_key
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,29 @@ class IndexSnapshot:
 
     def newest_first(self) -> tuple[SessionHead, ...]:
         return self.sessions
+
+
+class _CachedIndex(NamedTuple):
+    """The index as the head cache left it, built while the listing runs."""
+
+    heads: dict[str, SessionHead]  # by file name
+    stamps: dict[str, FileStamp | SkippedFile]
+    ordered: list[SessionHead]  # oldest activity first
+    by_id: dict[str, SessionHead]
+
+    @classmethod
+    def load(cls, directory: Path) -> _CachedIndex | None:
+        heads = load_heads(directory)
+        if not heads:
+            return None
+        ordered = list(heads.values())
+        keys = list(map(order_key, ordered))
+        if not all(map(operator.lt, keys, keys[1:])):  # saved sorted; trust, but check
+            ordered.sort(key=order_key)
+        stamps: dict[str, FileStamp | SkippedFile]
+        stamps = dict(zip(heads, map(_stamp_of, heads.values()), strict=True))
+        by_id = {head.session_id: head for head in ordered}  # newest wins
+        return cls(heads, stamps, ordered, by_id)
 
 
 class RegistryIndex:
@@ -136,10 +160,15 @@ class RegistryIndex:
         # On the first load every file is new, and reading it gives its stamp.
         started = time.monotonic()
         first = not self._stamps and not self._loaded.is_set()
-        # Sequential on purpose: a thread decoding the cache while this one stats
-        # would hold the GIL between every two stat calls (a convoy, 3x slower).
-        cached = load_heads(self.directory) if first and self._persistent else {}
-        listing = list_registry(self.directory, with_stamps=bool(self._stamps or cached))
+        # A large cold start lists in a helper process while this one decodes the cache.
+        pending = None
+        if first and self._persistent and cache_bytes(self.directory) > PARALLEL_LISTING_BYTES:
+            pending = PendingListing(self.directory)
+        cached = _CachedIndex.load(self.directory) if first and self._persistent else None
+        if pending is not None:
+            listing = pending.result()
+        else:
+            listing = list_registry(self.directory, with_stamps=bool(self._stamps or cached))
         # A failed listing looks empty: never read that as "every session deleted".
         problem = None if listing else directory_problem(self.directory, self._listed_once)
         with self._lock:
@@ -150,28 +179,33 @@ class RegistryIndex:
             if recovered:
                 logger.warning("Live-session registry %s is readable again", self.directory)
                 self._unreadable_since = None
-            changed = [
-                name
-                for name, seen in listing.items()
-                if seen is None
-                and name not in self._stamps
-                or seen is not None
-                and self._stamps.get(name) != seen
-            ]
-            # A file the watcher added after the listing is not gone: look again.
-            gone = [
-                name
-                for name in self._stamps
-                if name not in listing and not os.path.lexists(self.directory / name)
-            ]
-            changes = self._apply(listing, changed, gone, len(changed), cached)
+            if cached is not None and cached.stamps == listing:
+                # Nothing changed since the cache was written: take it whole (in C).
+                self._install(cached)
+                changed, gone, cached = [], [], None
+            else:
+                changed = [
+                    name
+                    for name, seen in listing.items()
+                    if seen is None
+                    and name not in self._stamps
+                    or seen is not None
+                    and self._stamps.get(name) != seen
+                ]
+                # A file the watcher added after the listing is not gone: look again.
+                gone = [
+                    name
+                    for name in self._stamps
+                    if name not in listing and not os.path.lexists(self.directory / name)
+                ]
+            changes = self._apply(listing, changed, gone, len(changed), cached and cached.heads)
             if changed or gone or recovered or not self._loaded.is_set():
                 self._publish(loaded=True)
             if self.load_seconds is None:
                 self.load_seconds = time.monotonic() - started
             self._loaded.set()
             self._load_started = True
-            heads = list(self._heads.values()) if self._persistent and self._cache_dirty else None
+            heads = list(self._ordered) if self._persistent and self._cache_dirty else None
             self._cache_dirty = False
         if heads is not None:  # outside the lock: the watch's refreshes need not wait
             save_heads(self.directory, heads)
@@ -215,25 +249,23 @@ class RegistryIndex:
     ) -> list[SessionChange]:
         changes: list[SessionChange] = []
         cached = cached or {}
-        hits = 0
         # Many changes (the first load): one sort beats thousands of inserts.
         bulk = len(changed) + len(gone) > BULK_RESORT
         for name in gone:
             self._forget(name, bulk, changes)
+        hits = 0
+        if bulk and cached and not self._heads and not self._skipped:
+            hits = self._adopt_cached(listing, cached)
         to_read: list[tuple[str, FileStamp | None]] = []
         for name in changed:
             candidate = listing[name]
+            if hits and name in self._heads:
+                continue  # adopted from the cache
             if isinstance(candidate, SkippedFile):
                 self._integrate(name, candidate, candidate, bulk, changes)
             elif (known := cached.get(name)) is not None and known.stamp == candidate:
                 hits += 1
-                if bulk and name not in self._heads and name not in self._skipped:
-                    # The cold start's common case, 100,000 times: nothing to replace.
-                    self._stamps[name] = known.stamp
-                    self._heads[name] = known
-                    changes.append(SessionChange(None, known))
-                else:
-                    self._integrate(name, known.stamp, known, bulk, changes)
+                self._integrate(name, known.stamp, known, bulk, changes)
             else:
                 to_read.append((name, candidate))
         # The cache needs writing when anything in it differs from the directory.
@@ -253,6 +285,28 @@ class RegistryIndex:
         if bulk:
             self._resort()
         return changes
+
+    def _install(self, cached: _CachedIndex) -> None:
+        self._stamps, self._heads = cached.stamps, cached.heads
+        self._ordered, self._by_id = cached.ordered, cached.by_id
+        if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
+            ids = Counter(head.session_id for head in self._ordered)
+            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+
+    def _adopt_cached(
+        self,
+        listing: Mapping[str, FileStamp | SkippedFile | None],
+        cached: Mapping[str, SessionHead],
+    ) -> int:
+        """Take every cached head whose file is unchanged: the cold start's common
+        case, 100,000 times. In the cache's order, so the sort that follows finds
+        the heads sorted; no changes reported, as nobody has seen a state before."""
+        for name, head in cached.items():
+            if listing.get(name) == head.stamp:
+                # Keyed by the head's own name object: one string per file, not two.
+                self._stamps[name] = head.stamp
+                self._heads[name] = head
+        return len(self._heads)
 
     def apply_heads(
         self,
@@ -293,10 +347,12 @@ class RegistryIndex:
             changes.append(SessionChange(before, None))
 
     def _resort(self) -> None:
-        self._ordered = sorted(self._heads.values(), key=_order)
+        self._ordered = sorted(self._heads.values(), key=order_key)
         self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
-        ids = Counter(head.session_id for head in self._ordered)
-        self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+        self._duplicates = {}
+        if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
+            ids = Counter(head.session_id for head in self._ordered)
+            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
 
     def _integrate(
         self,
@@ -321,13 +377,13 @@ class RegistryIndex:
             self._skipped.pop(name, None)
             self._heads[name] = after = head
             if not bulk:
-                bisect.insort(self._ordered, head, key=_order)
+                bisect.insort(self._ordered, head, key=order_key)
                 self._add_id(head)
         if before is not None or after is not None:
             changes.append(SessionChange(before, after))
 
     def _remove_ordered(self, head: SessionHead) -> None:
-        position = bisect.bisect_left(self._ordered, head.order_key, key=_order)
+        position = bisect.bisect_left(self._ordered, order_key(head), key=order_key)
         if position < len(self._ordered) and self._ordered[position] is head:
             del self._ordered[position]
         else:  # equal keys cannot happen (file names are unique); stay safe anyway
@@ -341,7 +397,7 @@ class RegistryIndex:
         current = self._by_id.get(head.session_id)
         if current is not None:
             self._duplicates[head.session_id] = self._duplicates.get(head.session_id, 1) + 1
-        if current is None or head.order_key > current.order_key:
+        if current is None or order_key(head) > order_key(current):
             self._by_id[head.session_id] = head
 
     def _remove_id(self, head: SessionHead) -> None:
@@ -355,7 +411,7 @@ class RegistryIndex:
             del self._by_id[session_id]
         else:  # rare: find the newest remaining file with this id
             self._by_id[session_id] = max(
-                (h for h in self._ordered if h.session_id == session_id), key=_order
+                (h for h in self._ordered if h.session_id == session_id), key=order_key
             )
 
     def _publish(self, loaded: bool) -> None:
@@ -389,6 +445,10 @@ class RegistryIndex:
 
 
 BULK_RESORT = 256
+# A cache of about 4,000 heads: below it a helper process costs more than it saves.
+PARALLEL_LISTING_BYTES = 1_000_000
+
+_stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 
 
 def directory_problem(directory: Path, listed_before: bool) -> str | None:
@@ -415,7 +475,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-# A C-level key function: the first load sorts 100,000 heads by it.
-_order: Callable[[SessionHead], tuple[float, str]] = operator.attrgetter("order_key")

@@ -8,9 +8,10 @@ between processes is derived from the fields, so adding a field is one line.
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -70,10 +71,15 @@ class SessionHead(NamedTuple):
     currency: str
     strategy_name: str
     risk: str | None  # green, yellow or red; None without risk data
-    # Activity order: end time when it ended, else start time (UTC seconds).
-    order_key: tuple[float, str]
+    # End time when it ended, else start time (UTC seconds): the activity order.
+    activity: float
     # The bot host the record was shipped from; empty for a plain directory.
     host: str = ""
+
+
+# Newest activity last; the file name breaks ties, so the order is total. In C,
+# without a tuple per head: the first load sorts 100,000 heads by it.
+order_key: Callable[[SessionHead], tuple[float, str]] = operator.attrgetter("activity", "file_name")
 
 
 def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
@@ -81,6 +87,10 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
     metrics, config = record.metrics, record.config
     activity = record.finished_at or record.started_at
     pnl = metrics.get("realized_pnl")
+    # A finished writer's last heartbeat is usually its end: hold that time once.
+    updated_at = record.updated_at
+    if updated_at is not None and updated_at == record.finished_at:
+        updated_at = record.finished_at
     return SessionHead(
         file_name=name,
         stamp=stamp,
@@ -93,7 +103,7 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         status=sys.intern(record.status),
         started_at=record.started_at,
         finished_at=record.finished_at,
-        updated_at=record.updated_at,
+        updated_at=updated_at,
         realized_pnl=metric_number(metrics.get("pnl") if pnl is None else pnl),
         unrealized_pnl=metric_number(metrics.get("unrealized_pnl")),
         max_drawdown=metric_number(metrics.get("max_drawdown")),
@@ -103,7 +113,7 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         currency=sys.intern(session_currency(record.symbol, metrics, config)),
         strategy_name=sys.intern(_text(config.get("strategy_name"))),
         risk=risk_level(metrics),
-        order_key=(utc_instant(activity).timestamp(), name),
+        activity=utc_instant(activity).timestamp(),
     )
 
 
@@ -225,6 +235,8 @@ def from_wire(item: Wire) -> HeadOrSkip:
         value = values[position]
         if value is not None:
             values[position] = datetime.fromisoformat(value)
+    if item[_UPDATED_POSITION] is not None and item[_UPDATED_POSITION] == item[_FINISHED_POSITION]:
+        values[_UPDATED_POSITION] = values[_FINISHED_POSITION]  # one object, as in head_from_record
     for position in _TEXT_POSITIONS:
         values[position] = sys.intern(values[position])
     values[_STAMP_POSITION] = stamp = FileStamp._make(values[_STAMP_POSITION])
@@ -234,3 +246,5 @@ def from_wire(item: Wire) -> HeadOrSkip:
 _TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _TIME_FIELDS)
 _TEXT_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _SHARED_TEXT)
 _STAMP_POSITION = SessionHead._fields.index("stamp")
+_UPDATED_POSITION = SessionHead._fields.index("updated_at")
+_FINISHED_POSITION = SessionHead._fields.index("finished_at")

@@ -113,7 +113,7 @@ def recent_endings(snapshot: IndexSnapshot, now: datetime) -> list[SessionHead]:
     cutoff = (now - PROBLEM_WINDOW).timestamp()
     found = []
     for head in snapshot.newest_first():
-        if head.order_key[0] < cutoff:
+        if head.activity < cutoff:
             break
         if head.finished_at is not None and head_status(head) in ("failed", "aborted"):
             found.append(head)

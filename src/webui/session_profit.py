@@ -244,7 +244,7 @@ def daily_pnl(
     for head in heads:  # newest activity first: stop at the first older one
         if head.finished_at is None:
             continue  # a running session's PnL is not booked to a day yet
-        ended = head.order_key[0]
+        ended = head.activity
         if ended < start:
             break
         pnl = head.realized_pnl

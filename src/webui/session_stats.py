@@ -157,7 +157,7 @@ def tally_sessions(
         if head.host:
             by_host[head.host] = by_host.get(head.host, 0) + 1
         if finished is not None:
-            duration_sum += head.order_key[0] - utc_instant(head.started_at).timestamp()
+            duration_sum += head.activity - utc_instant(head.started_at).timestamp()
             durations += 1
         if pnl is not None:
             total += pnl
@@ -218,7 +218,7 @@ _STATS_FIELDS = attrgetter("status", "mode", "finished_at", "realized_pnl", "max
 
 def _chart_time(head: SessionHead) -> float:
     if head.finished_at is not None:
-        return head.order_key[0]
+        return head.activity
     return utc_instant(head.updated_at or head.started_at).timestamp()
 
 
