@@ -246,7 +246,8 @@ def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path
     expected = list_registry(registry)
     assert len(expected) == 9
     assert PendingListing(registry).result() == expected
-    assert PendingListing(tmp_path / "missing").result() == {} == list_registry(tmp_path / "missing")
+    missing = tmp_path / "missing"
+    assert PendingListing(missing).result() == {} == list_registry(missing)
 
 
 def test_without_a_helper_process_this_process_lists(
