@@ -355,7 +355,7 @@ def _write_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from src.experiments.pg_registry import is_database_url
+    from src.experiments.database_url import is_database_url
     from src.webui.settings import Settings
 
     # Only what was given: everything else still comes from LIVE_TRACK_* variables.

@@ -15,7 +15,7 @@ import sys
 import threading
 from types import FrameType
 
-from src.experiments.pg_registry import DATABASE_URL_ENV, is_database_url, redact_url
+from src.experiments.database_url import DATABASE_URL_ENV, is_database_url, redact_url
 from src.experiments.registry_files import resolve_registry_dir
 
 HOST_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

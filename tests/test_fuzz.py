@@ -31,7 +31,12 @@ from pydantic import TypeAdapter
 from schemathesis import checks as schema_checks
 from schemathesis.python.asgi import shutdown_lifespans
 
-from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord, parse_record
+from src.experiments.live_session_record import (
+    InvalidRecord,
+    LiveSessionRecord,
+    parse_head_record,
+    parse_record,
+)
 from src.experiments.live_session_registry import register_live_session_run
 from src.experiments.registry_files import FileStamp, record_json
 from src.experiments.session_head import head_from_record
@@ -406,7 +411,12 @@ def test_every_valid_record_is_accepted_viewed_and_round_tripped(data: dict[str,
 @example(b"-Infinity")
 @example(b"1" * 5000)
 @example(b'"\\ud800"')
+@example(
+    b'{"session_id": "x", "run_type": "live_session_live", "started_at": "2026-11-24",'
+    b' "metrics": {"realized_pnl": 18446744073709551616, "num_orders": -9' + b"9" * 25 + b"}}"
+)
 def test_parse_record_on_any_bytes(content: bytes) -> None:
+    same_head_either_way(content)
     record = read_bytes(content)
     if record is not None:
         check_viewable(record)
@@ -416,10 +426,25 @@ def test_parse_record_on_any_bytes(content: bytes) -> None:
 @given(python_json_values, st.booleans())
 def test_parse_record_on_any_json_text(data: object, ascii_only: bool) -> None:
     text = json.dumps(data, ensure_ascii=ascii_only)  # NaN and Infinity literals included
+    same_head_either_way(text.encode("utf-8", "surrogatepass"))
     record = read_bytes(text.encode("utf-8", "surrogatepass"))
     if record is not None:
         check_viewable(record)
         check_round_trip(record)
+
+
+def same_head_either_way(content: bytes) -> None:
+    """The bulk load's fast parser and the one reader skip the same files for the
+    same reason, and make the same head of every other."""
+    outcomes: list[object] = []
+    for parse in (parse_record, parse_head_record):
+        try:
+            record = parse(content)
+        except InvalidRecord as exc:
+            outcomes.append(f"skipped: {exc}")
+        else:
+            outcomes.append(head_from_record("f.json", FileStamp(1, 1), record))
+    assert outcomes[0] == outcomes[1]
 
 
 # Literals a broken writer may put where a value belongs.
@@ -433,6 +458,7 @@ WEIRD_LITERALS = [
     "1" * 4301,
     "-" + "9" * 400,
     "[" * 5000 + "]" * 5000,
+    "[" * 40 + "]" * 40,  # deeper than a record may nest, shallower than orjson's limit
     '{"a":' * 5000 + "1" + "}" * 5000,
     '"\\ud800"',
     '"\\udcff\\u0000"',
@@ -459,6 +485,7 @@ def test_parse_record_on_records_with_a_weird_literal(
     else:
         data[key] = placeholder
     text = json.dumps(data).replace(json.dumps(placeholder), literal)
+    same_head_either_way(text.encode())
     record = read_bytes(text.encode())
     if record is not None:
         check_viewable(record)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 # No real config nests this deep; response serializers give up not far beyond.
 MAX_NESTING = 32
 # Far beyond any real PnL or order count; keeps every sum of 100,000 finite.
@@ -312,8 +314,30 @@ def parse_record(content: bytes) -> LiveSessionRecord:
         raise InvalidRecord("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # integers beyond Python's digit limit
         raise InvalidRecord(f"invalid JSON: {exc}") from None
+    return _validated(data, content)
+
+
+def parse_head_record(content: bytes) -> LiveSessionRecord:
+    """``parse_record`` at twice the speed, for building heads in bulk.
+
+    orjson reads strict JSON; whatever it refuses (NaN and Infinity literals,
+    ``1e999``, invalid UTF-8, deep nesting, lone surrogates) goes through
+    ``parse_record``, so what is accepted and every reason for a rejection stay
+    the same. One difference remains, and no head can show it: integers beyond
+    64 bits come back as floats, and ``metric_number`` caps amounts far below
+    them. Pages that show a whole record read it with ``parse_record``.
+    """
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return parse_record(content)
+    return _validated(data, content)
+
+
+def _validated(data: object, content: bytes) -> LiveSessionRecord:
     # Only \u escapes can make lone surrogates, and only many brackets deep
     # nesting: the byte checks keep the tree walk off the common path.
-    if b"\\ud" in content.lower() or content.count(b"{") + content.count(b"[") > MAX_NESTING:
+    escapes = b"\\u" in content and (b"\\ud" in content or b"\\uD" in content)
+    if escapes or content.count(b"{") + content.count(b"[") > MAX_NESTING:
         check_tree(data)
     return LiveSessionRecord._from_checked_tree(data)

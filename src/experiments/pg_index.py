@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from src.experiments.database_url import redact_url
 from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord, parse_record
 from src.experiments.pg_registry import (
     ROW_COLUMNS,
@@ -26,7 +27,6 @@ from src.experiments.pg_registry import (
     check_schema,
     connect,
     parse_notification,
-    redact_url,
 )
 from src.experiments.registry_files import FileStamp, SkippedFile
 from src.experiments.registry_index import RegistryIndex, SessionChange

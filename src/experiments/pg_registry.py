@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CHANNEL = "live_track_sessions"
-DATABASE_URL_ENV = "LIVE_TRACK_DATABASE_URL"
-URL_PREFIXES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_SECONDS = 5
 # Longest NOTIFY payload we send; PostgreSQL's limit is 8000 bytes.
 MAX_PAYLOAD = 7000
@@ -137,22 +135,6 @@ GRANT SELECT ON live_sessions TO {dashboard};
 
 class SchemaMismatch(RuntimeError):
     """The database holds no Live-Track schema, or one of another version."""
-
-
-def is_database_url(text: str | None) -> bool:
-    return bool(text) and str(text).startswith(URL_PREFIXES)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs and the page header."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://?"
-    host = params.get("host") or "localhost"
-    return f"postgresql://{params.get('user') or ''}@{host}/{params.get('dbname') or ''}"
 
 
 def connect(url: str, *, autocommit: bool = False, purpose: str = "") -> psycopg.Connection[Any]:

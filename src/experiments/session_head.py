@@ -21,9 +21,10 @@ from src.experiments.live_session_record import (
     UnreadableFile,
     metric_count,
     metric_number,
+    parse_head_record,
     utc_instant,
 )
-from src.experiments.registry_files import FileStamp, SkippedFile, read_record
+from src.experiments.registry_files import FileStamp, SkippedFile, read_file
 
 # Decimals an amount in this currency needs (a BTC PnL of 0.0019 is not 0.00).
 CURRENCY_DECIMALS = {"BTC": 6, "XBT": 6, "ETH": 5}
@@ -180,7 +181,8 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
     for name, listed in items:
         path = os.path.join(directory, name)
         try:
-            record, stamp = read_record(path)
+            content, stamp = read_file(path)
+            record = parse_head_record(content)
         except InvalidRecord as exc:
             seen = RETRY if isinstance(exc, UnreadableFile) else listed or _stamp_of(path)
             results.append((seen, SkippedFile(name, str(exc))))

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from src.experiments.database_url import redact_url
 from src.experiments.live_session_record import InvalidRecord, parse_record
 from src.experiments.pg_registry import (
     RowState,
@@ -34,7 +35,6 @@ from src.experiments.pg_registry import (
     connect,
     delete_files,
     host_state,
-    redact_url,
     upsert_files,
 )
 from src.experiments.registry_files import (

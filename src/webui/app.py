@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,6 @@ from src.webui.filter_errors import raw_params, salvage_query
 from src.webui.formatting import german_problems, problems_text
 from src.webui.live_track import SessionNotFound, SessionRules, live_track_view, utcnow
 from src.webui.live_updates import LiveUpdates
-from src.webui.pg_updates import following
 from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, metrics, pages
 from src.webui.security import HostCheck, SecurityHeaders
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await updates.start()
         try:
-            async with following(index, updates):
+            async with _following(settings, index, updates):
                 yield
         finally:
             await updates.stop()
@@ -146,6 +146,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(metrics.router)
     return app
+
+
+def _following(
+    settings: Settings, index: RegistryIndex, updates: LiveUpdates
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The PostgreSQL change feed when the index reads the database; a directory
+    needs none (nor psycopg, which is why it is imported only here)."""
+    if settings.database_url is None:
+        return contextlib.nullcontext()
+    from src.webui.pg_updates import following
+
+    return following(index, updates)
 
 
 def _registry_index(settings: Settings) -> RegistryIndex:

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 import psycopg
 from psycopg import sql
 
+from src.experiments.database_url import redact_url
 from src.experiments.pg_index import PgRegistryIndex
 from src.experiments.pg_registry import (
     CHANNEL,
     CONNECT_TIMEOUT_SECONDS,
     SchemaMismatch,
-    redact_url,
 )
 from src.experiments.shipper import Backoff
 from src.webui.live_updates import MIN_REFRESH_SECONDS, LiveUpdates
