@@ -1,16 +1,19 @@
-"""Issue 14 at 100k sessions: programmatic calls, cold starts and time filters.
+"""Issue 14 at 100k sessions: programmatic calls, cold starts, filters, full read, memory.
 
 ``python -m benchmarks.instant [--size N]`` (part of ``make bench``) measures,
 in one run and beside the plain full-scan reference (``benchmarks/reference.py``):
 repeated programmatic calls in one process, a fresh process's first call with
 and without the head cache, ``live-track sessions list``, a restarted server
 until it shows full data, and page/stats with quick ranges and ``since`` against
-unfiltered ones. Writes ``benchmarks/results-instant.md``.
+unfiltered ones, the first full read against a bare read-and-parse loop, and
+the server's memory at 100k and 300k sessions and under the 45 s write storm
+of ``benchmarks.load``. Writes ``benchmarks/results-instant.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shlex
 import statistics
@@ -26,7 +29,9 @@ import httpx2
 
 from benchmarks import reference
 from benchmarks.generate import ensure_registry
+from benchmarks.load import run_load
 from benchmarks.report import Row, load_average, machine, ms, secs, table, verdict
+from benchmarks.run import bare_parse_loop
 from benchmarks.server import ServerProcess, wait_loaded
 from src.experiments.registry_index import RegistryIndex
 from src.webui.live_track import SessionRules, live_track_view
@@ -88,7 +93,72 @@ def restarted_server(directory: Path, env: dict[str, str]) -> float:
         return wait_loaded(client, 300) - server.started
 
 
-def run(size: int, repeats: int, argv: list[str]) -> int:
+def full_read_rows(directory: Path, size: int, gated: bool) -> list[Row]:
+    """3. The index's first full read (no cache) against a bare read-and-json.loads loop."""
+    bare_parse_loop(directory)  # warm the page cache: both read from memory
+    bare, loads = [], []
+    for _ in range(3):  # alternate, so drift hits both alike
+        started = time.perf_counter()
+        bare_parse_loop(directory)
+        bare.append(time.perf_counter() - started)
+        gc.collect()
+        index = RegistryIndex(directory)
+        started = time.perf_counter()
+        index.reconcile()
+        loads.append(time.perf_counter() - started)
+        del index
+        gc.collect()
+    ratio = statistics.median(loads) / statistics.median(bare)
+    return [
+        Row(size, "bare loop: read + json.loads every file", secs(statistics.median(bare))),
+        Row(size, "first full read: RegistryIndex(dir).reconcile(), no cache",
+            secs(statistics.median(loads)), target="<= 1x bare loop",
+            ratio=f"{ratio:.2f}x bare", result=verdict(ratio <= 1.0, gated)),
+    ]  # fmt: skip
+
+
+def loaded_rss(directory: Path, env: dict[str, str]) -> float:
+    """The server's RSS (MiB) once the index is loaded and one page was served."""
+    with (
+        ServerProcess(directory, extra_env=env) as server,
+        httpx2.Client(base_url=server.url, timeout=60) as client,
+    ):
+        server.wait_answering(60)
+        wait_loaded(client, 600)
+        client.get("/")
+        return server.rss_mib()
+
+
+def memory_rows(
+    size: int, env: dict[str, str], larger: int, storm_seconds: float, gated: bool
+) -> list[Row]:
+    """4. Server memory at ``size`` and ``larger`` sessions, and under the write storm."""
+    rss = loaded_rss(ensure_registry(size), env)
+    rows = [
+        Row(size, "server RSS, index loaded, one page served", f"{rss:.0f} MB",
+            target="<= 120 MB", result=verdict(rss <= 120, gated)),
+    ]  # fmt: skip
+    if larger > size:
+        rss_larger = loaded_rss(ensure_registry(larger), env)
+        per_session = (rss_larger - rss) * 1024 * 1024 / (larger - size)
+        rows.append(Row(larger, "server RSS, index loaded, one page served",
+                        f"{rss_larger:.0f} MB"))  # fmt: skip
+        rows.append(
+            Row(larger, f"RSS growth per session, {size:,} -> {larger:,}", f"{per_session:.0f} B",
+                target="<= 1 KB", result=verdict(per_session <= 1024, gated))
+        )  # fmt: skip
+    if storm_seconds > 0:
+        storm = run_load(size, storm_seconds, echo=False)
+        rows.append(
+            Row(size, f"RSS peak during the {storm.seconds:.0f} s write storm (benchmarks.load)",
+                f"{storm.rss_peak_mib:.0f} MB", f"steady state {storm.rss_mib[0]:.0f} MB",
+                target="<= 1.3x steady", ratio=f"{storm.storm_ratio:.2f}x steady",
+                result=verdict(storm.storm_ratio <= 1.3 and storm.ok, gated))
+        )  # fmt: skip
+    return rows
+
+
+def run(size: int, repeats: int, argv: list[str], larger: int = 0, storm_seconds: float = 0) -> int:
     directory = ensure_registry(size)
     rows: list[Row] = []
     gated = size == 100_000
@@ -191,6 +261,8 @@ def run(size: int, repeats: int, argv: list[str]) -> int:
                     ratio=f"{ratio:.2f}x unfiltered", result=verdict(ratio <= 2, gated))
             )  # fmt: skip
 
+    rows += full_read_rows(directory, size, gated)
+    rows += memory_rows(size, env, larger, storm_seconds, gated)
     failed = [row for row in rows if row.failed]
     report = "\n".join(
         [
@@ -217,8 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--larger", type=int, default=300_000, help="second size for memory growth (0: skip)"
+    )
+    parser.add_argument(
+        "--storm-seconds", type=float, default=45, help="write storm length (0: skip)"
+    )
     args = parser.parse_args(argv)
-    return run(args.size, args.repeats, argv)
+    return run(args.size, args.repeats, argv, args.larger, args.storm_seconds)
 
 
 if __name__ == "__main__":

@@ -155,8 +155,13 @@ class LoadReport:
     load_seconds: float
     rss_mib: tuple[float, float]
     final_sessions: int | None
+    rss_peak_mib: float = float("nan")  # the highest RSS sampled while the writer ran
     runtime: float = 0.0  # server start to exit, registry cleanup included
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def storm_ratio(self) -> float:
+        return self.rss_peak_mib / self.rss_mib[0]
 
     @property
     def error_count(self) -> int:
@@ -188,7 +193,9 @@ class LoadReport:
             f"clients, {SSE_CLIENTS} event streams, a write every {WRITE_INTERVAL * 1000:.0f} ms",
             "",
             f"- index loaded {self.load_seconds:.1f} s after the server started; server RSS "
-            f"{self.rss_mib[0]:.0f} MB before the run, {self.rss_mib[1]:.0f} MB after",
+            f"{self.rss_mib[0]:.0f} MB before the run (steady state), "
+            f"{self.rss_mib[1]:.0f} MB after; peak while the writer ran "
+            f"{self.rss_peak_mib:.0f} MB ({self.storm_ratio:.2f}x the steady state)",
             f"- writer: {len(self.writer.steps)} writes ({self.writer.created} new sessions), "
             f"write p50 {ms(statistics.median(self.writer.durations or [0]))}, "
             f"{self.writer.late} behind schedule"
@@ -290,6 +297,7 @@ def run_load(
         with httpx2.Client(base_url=server.url, timeout=30) as client:
             load_limit = budget_end - time.perf_counter() - RESERVE_SECONDS - 5
             loaded_at = wait_loaded(client, timeout=max(load_limit, 1.0))
+            client.get("/")  # the views a steady server holds
         load_seconds = loaded_at - server.started
         rss_before = server.rss_mib()
         left = budget_end - time.perf_counter() - RESERVE_SECONDS
@@ -311,11 +319,15 @@ def run_load(
         for thread in clients:
             thread.start()
         writer_thread = threading.Thread(target=writer.run, args=(stop_writer,), daemon=True)
+        peak = RssSampler(server)
         window_start = time.perf_counter()
         writer_thread.start()
+        peak.start()
         stop_writer.wait(seconds)
         stop_writer.set()
         writer_thread.join(timeout=10)
+        peak.stop.set()
+        peak.join()
         phase("writer stopped")
         window_end = writer.steps[-1] if writer.steps else time.perf_counter()
         time.sleep(1.0)  # the last write's event is on its way
@@ -357,10 +369,27 @@ def run_load(
         window=(window_start, window_end),
         load_seconds=load_seconds,
         rss_mib=(rss_before, rss_after),
+        rss_peak_mib=peak.peak_mib,
         final_sessions=final,
         runtime=runtime,
         problems=problems,
     )
+
+
+class RssSampler(threading.Thread):
+    """The server's highest resident memory, sampled every 200 ms until stopped."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.peak_mib = server.rss_mib()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            rss = self.server.rss_mib()
+            if rss == rss:  # not NaN: the server is still there
+                self.peak_mib = max(self.peak_mib, rss)
 
 
 def main(argv: list[str] | None = None) -> int:
