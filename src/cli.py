@@ -160,10 +160,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _select(args: argparse.Namespace) -> tuple[Settings, list[SessionRow], int]:
     """The matching sessions, newest activity first, and how many match in all."""
+    from src.experiments.registry_index import prefetch_listing
+
+    settings = _settings(args)
+    prefetch_listing(settings.registry_dir)  # on the other core, while the read model imports
+
     from src.webui.live_track import SessionRules, session_row, shared_index, utcnow
     from src.webui.session_query import SessionQuery, sort_sessions
 
-    settings = _settings(args)
     query = SessionQuery(mode=tuple(args.mode), status=tuple(args.status))
     snapshot = shared_index(settings.registry_dir).snapshot()
     now, rules = utcnow(), SessionRules.from_settings(settings)

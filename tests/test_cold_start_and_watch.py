@@ -234,6 +234,21 @@ def test_a_large_cold_start_reads_what_changed_and_keeps_the_rest(
     assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
 
 
+def test_a_prefetched_listing_serves_the_next_cold_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    original_registry(registry, 12)
+    RegistryIndex(registry, persistent=True).reconcile()
+    registry_index.prefetch_listing(registry)  # as `live-track sessions list` does
+    listed: list[Path] = []
+    monkeypatch.setattr(PendingListing, "__init__", lambda self, d: listed.append(d))
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert listed == []  # no second listing: the prefetched one was used
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
 def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     original_registry(registry, 5)

@@ -180,8 +180,9 @@ class RegistryIndex:
         first = not self._stamps and not self._loaded.is_set()
         # A large cold start lists in a helper process while this one decodes the cache.
         pending = None
-        if first and self._persistent and cache_bytes(self.directory) > PARALLEL_LISTING_BYTES:
-            pending = PendingListing(self.directory)
+        if first and self._persistent and _lists_in_helper(self.directory):
+            pending = _prefetched.pop(os.path.abspath(self.directory), None)
+            pending = pending or PendingListing(self.directory)
         cached = _CachedIndex.load(self.directory) if first and self._persistent else None
         if pending is not None:
             listing = pending.result()
@@ -468,6 +469,24 @@ BULK_RESORT = 256
 PARALLEL_LISTING_BYTES = 1_000_000
 
 _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
+
+
+_prefetched: dict[str, PendingListing] = {}
+
+
+def _lists_in_helper(directory: Path) -> bool:
+    return cache_bytes(directory) > PARALLEL_LISTING_BYTES
+
+
+def prefetch_listing(directory: Path) -> None:
+    """Start a persistent index's cold-start listing now, for a command whose
+    index comes after slow imports (``live-track sessions list``).
+
+    The listing is the directory as it was at this call, so only for one-shot
+    commands, whose answer comes after it anyway.
+    """
+    if _lists_in_helper(directory):
+        _prefetched.setdefault(os.path.abspath(directory), PendingListing(directory))
 
 
 def directory_problem(directory: Path, listed_before: bool) -> str | None:
