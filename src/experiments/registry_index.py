@@ -167,6 +167,7 @@ class RegistryIndex:
         # The first load makes hundreds of thousands of objects that all live on;
         # the cyclic GC would walk the growing heap again and again (a third of
         # the load) and find nothing to free.
+        _pin_mmap_threshold()
         with _gc_paused():
             changes = self._reconcile()
         _release_free_memory()
@@ -502,6 +503,23 @@ def directory_problem(directory: Path, listed_before: bool) -> str | None:
         return (exc.strerror or str(exc)) if listed_before else None
     except OSError as exc:
         return exc.strerror or str(exc)
+
+
+# glibc's mallopt parameter and the size above which blocks come from mmap.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def _pin_mmap_threshold() -> None:
+    """Keep large blocks (a snapshot's 800 KB tuple, a 5 MB dict) returnable.
+
+    glibc raises its mmap threshold each time a large block is freed, up to
+    32 MB; from then on large blocks come from the heap, where the long-lived
+    heads around them pin the freed space. Measured at 100,000 sessions with
+    the index loaded in a thread: 170 MB resident without this, 143 MB with it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 def _release_free_memory() -> None:
