@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate, islice
 from operator import attrgetter
@@ -216,6 +217,10 @@ def session_stats(
 _STATS_FIELDS = attrgetter("status", "mode", "finished_at", "realized_pnl", "max_drawdown")
 
 
+# Only for heads already known to have a realized PnL.
+_PNL: Callable[[SessionHead], float] = attrgetter("realized_pnl")
+
+
 def _chart_time(head: SessionHead) -> float:
     if head.finished_at is not None:
         return head.activity
@@ -241,7 +246,7 @@ def chart_series(
     them; ``today`` ends the 30 days of ``daily_pnl`` (none without it).
     """
     priced = _priced_in_activity_order(heads)
-    totals = list(accumulate(pnl for _, pnl in priced))
+    totals = list(accumulate(_PNL(head) for head in priced))
     latest = list(
         islice(
             (
@@ -259,9 +264,9 @@ def chart_series(
     return SessionCharts(
         cumulative_pnl=[
             ChartPoint(
-                at=_point_time(priced[i][0]),
+                at=_point_time(priced[i]),
                 value=round(totals[i], 8),
-                session_id=priced[i][0].session_id,
+                session_id=priced[i].session_id,
             )
             for i in _thin(len(priced), MAX_CHART_POINTS)
         ],
@@ -276,46 +281,65 @@ def _point_time(head: SessionHead) -> datetime:
     return head.finished_at or head.updated_at or head.started_at
 
 
-def _priced_in_activity_order(heads: Sequence[SessionHead]) -> list[tuple[SessionHead, float]]:
+def _priced_in_activity_order(heads: Sequence[SessionHead]) -> list[SessionHead]:
     """The sessions with a realized PnL, oldest activity first."""
     # Ended sessions come in activity order already (the index's order is
     # end time, else start time), so only the few running ones need sorting.
     # A running session has realized PnL too, as of its last heartbeat;
     # counting it there makes the line end where the stats strip's total stands.
-    priced: list[tuple[SessionHead, float]] = []
-    running: list[tuple[SessionHead, float]] = []
+    priced: list[SessionHead] = []
+    running: list[SessionHead] = []
     for head in reversed(heads):  # one pass, oldest activity first
-        pnl = head.realized_pnl
-        if pnl is None:
-            continue
-        (priced if head.finished_at is not None else running).append((head, pnl))
-    for item in running:
-        at = bisect.bisect_right(priced, _chart_time(item[0]), key=lambda p: _chart_time(p[0]))
-        priced.insert(at, item)
+        if head.realized_pnl is not None:
+            (priced if head.finished_at is not None else running).append(head)
+    for head in running:
+        priced.insert(bisect.bisect_right(priced, _chart_time(head), key=_chart_time), head)
     return priced
 
 
-def _pnl_lines(
-    priced: list[tuple[SessionHead, float]], real_money_modes: Collection[str]
-) -> list[PnlLine]:
-    """One cumulative line per kind of money and currency, each thinned on its own."""
-    lines: dict[tuple[bool, str], list[ChartPoint]] = {}
-    sums: dict[tuple[bool, str], float] = {}
-    for head, pnl in priced:
-        key = (head.mode in real_money_modes, head.currency)
-        sums[key] = sums.get(key, 0.0) + pnl
-        point = ChartPoint(
-            at=_point_time(head), value=round(sums[key], 8), session_id=head.session_id
+def _pnl_lines(priced: list[SessionHead], real_money_modes: Collection[str]) -> list[PnlLine]:
+    """One cumulative line per kind of money and currency, each thinned on its own.
+
+    Points are made only for what is kept: a model per session would cost
+    60 MB and a fifth of a second at 100,000 sessions, for 400 points a line.
+    """
+    shared: dict[tuple[str, str], tuple[bool, str]] = {}  # one key tuple per kind, not per head
+    keys = [
+        shared.get((head.mode, head.currency))
+        or shared.setdefault(
+            (head.mode, head.currency), (head.mode in real_money_modes, head.currency)
         )
-        lines.setdefault(key, []).append(point)
-    return [
-        PnlLine(
-            real_money=key[0],
-            currency=key[1],
-            points=[lines[key][i] for i in _thin(len(lines[key]), MAX_CHART_POINTS)],
-        )
-        for key in sorted(lines, key=money_order)
+        for head in priced
     ]
+    kept = {key: set(_thin(count, MAX_CHART_POINTS)) for key, count in Counter(keys).items()}
+    seen = dict.fromkeys(kept, 0)
+    sums = dict.fromkeys(kept, 0.0)
+    points: dict[tuple[bool, str], list[ChartPoint]] = {key: [] for key in kept}
+    for key, head in zip(keys, priced, strict=True):
+        sums[key] += _PNL(head)
+        if seen[key] in kept[key]:
+            points[key].append(_pnl_point(head, sums[key]))
+        seen[key] += 1
+    return [
+        PnlLine(real_money=key[0], currency=key[1], points=points[key])
+        for key in sorted(points, key=money_order)
+    ]
+
+
+def _money_key(
+    head: SessionHead,
+    real_money_modes: Collection[str],
+    shared: dict[tuple[str, str], tuple[bool, str]],
+) -> tuple[bool, str]:
+    kind = (head.mode, head.currency)
+    key = shared.get(kind)
+    if key is None:
+        key = shared[kind] = (head.mode in real_money_modes, head.currency)
+    return key
+
+
+def _pnl_point(head: SessionHead, total: float) -> ChartPoint:
+    return ChartPoint(at=_point_time(head), value=round(total, 8), session_id=head.session_id)
 
 
 def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
