@@ -74,8 +74,36 @@
     return isNaN(date.getTime()) ? null : date;
   }
 
+  // Text an element shows for an instant (data-time) in local time, by its data-time-format.
+  var LOCAL_FORMATS = {
+    datetime: function (date) { return localText(date) + " " + zoneName(date); },
+    day: function (date) { return pad(date.getDate()) + "." + pad(date.getMonth() + 1) + "."; },
+    clock: function (date) { return pad(date.getHours()) + ":" + pad(date.getMinutes()); },
+    zone: function (date) { return zoneName(date); },
+    "zone-long": function (date) { return "Lokalzeit (" + zoneName(date) + ")"; },
+  };
+
+  // Chart ticks and titles, the footer: the element's own first text holds its UTC
+  // text (data-time-text) somewhere; in local time only that part is replaced.
+  function applyTimeTexts(root, local) {
+    root.querySelectorAll("[data-time-format]").forEach(function (node) {
+      var text = node.firstChild;
+      var format = LOCAL_FORMATS[node.getAttribute("data-time-format")];
+      if (!text || text.nodeType !== Node.TEXT_NODE || !format) { return; }
+      if (!node.hasAttribute("data-utc-text")) { node.setAttribute("data-utc-text", text.nodeValue); }
+      var utc = node.getAttribute("data-utc-text");
+      var date = node.hasAttribute("data-time") ? new Date(node.getAttribute("data-time")) : new Date();
+      if (local && !isNaN(date.getTime())) {
+        text.nodeValue = utc.replace(node.getAttribute("data-time-text"), format(date));
+      } else {
+        text.nodeValue = utc;
+      }
+    });
+  }
+
   function applyTimes(root) {
     var local = timeZoneMode() === "local";
+    applyTimeTexts(root, local);
     root.querySelectorAll("time[datetime]").forEach(function (node) {
       if (!node.hasAttribute("data-utc-text")) { node.setAttribute("data-utc-text", node.textContent); }
       var date = new Date(node.getAttribute("datetime"));
