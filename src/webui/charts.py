@@ -35,8 +35,9 @@ from src.webui.vocabulary import money_word
 
 WIDTH, HEIGHT = 420, 220
 RIGHT, TOP, BOTTOM = 14, 26, 34
-# Axis text is 11 px; about 6.6 px per character, plus the gap to the plot.
-AXIS_CHAR_WIDTH = 6.6
+# Axis text is 11 px, on phones 14 px (live-track.css: the SVG is drawn smaller
+# there): about 8.4 px per character at 14 px, plus the gap to the plot.
+AXIS_CHAR_WIDTH = 8.4
 AXIS_GAP = 10.0
 MIN_LEFT = 34.0
 MAX_BAR_WIDTH = 28.0
@@ -246,11 +247,15 @@ def series_label(real_money: bool, currency: str) -> str:
 
 
 def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
-    """Cumulative realized PnL over time: one line per kind of money and currency."""
+    """Cumulative realized PnL over time: one line per kind of money and currency.
+
+    Drawn from two points on, even when they are in two currencies (two lines
+    of one point each, shown as their dots): one session alone is no chart.
+    """
     chart = Chart(
         title="Kumulierter Realized PnL",
         unit="je Geldart und Währung",
-        empty=not any(len(line.points) >= 2 for line in lines),
+        empty=sum(len(line.points) for line in lines) < 2,
     )
     if chart.empty:
         return chart
