@@ -176,3 +176,21 @@ def test_daily_pnl_days_stay_utc_days() -> None:
 )
 def test_durations_show_their_two_largest_units(seconds: float, expected: str) -> None:
     assert fmt_duration(seconds) == expected
+
+
+def test_two_sessions_in_two_currencies_still_make_a_pnl_chart() -> None:
+    lines = [
+        PnlLine(
+            real_money=True, currency="EUR", points=[ChartPoint(at=T0, value=-7.5, session_id="a")]
+        ),
+        PnlLine(
+            real_money=False,
+            currency="USDT",
+            points=[ChartPoint(at=T0 + timedelta(hours=3), value=12.5, session_id="b")],
+        ),
+    ]
+    chart = pnl_chart(lines)
+    assert not chart.empty
+    assert [len(line.dots) for line in chart.lines] == [1, 1]
+    assert len(chart.x_labels) >= 4
+    assert pnl_chart(lines[:1]).empty  # one session alone is no chart
