@@ -309,4 +309,9 @@ def test_sessions_table_fits_a_laptop_with_running_bots_and_a_failure(
         assert sizes["table"] <= sizes["wrap"], sizes
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= 1366, width
+        # The failed live bot's page: its whole error, its red money.
+        failed.locator(".cell-id a").click()
+        page.wait_for_url(f"**/session/{found['failed']}")
+        expect(page.locator(".detail .error-note")).to_contain_text("check manually")
+        keep_screenshot(page, f"glance-failed-live-detail-{scheme}.png")
         assert problems.console_errors == [] and problems.page_errors == []
