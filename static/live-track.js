@@ -101,9 +101,25 @@
     });
   }
 
+  // A clock time the page itself took (last update, an event): kept in data-at,
+  // so switching the zone shows it anew.
+  function clockText(date) {
+    return timeZoneMode() === "local"
+      ? date.toLocaleTimeString("de-DE")
+      : date.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
+  }
+
+  function showClock(node, date) {
+    node.setAttribute("data-at", date.toISOString());
+    node.textContent = (node.getAttribute("data-prefix") || "") + clockText(date);
+  }
+
   function applyTimes(root) {
     var local = timeZoneMode() === "local";
     applyTimeTexts(root, local);
+    root.querySelectorAll("[data-at]").forEach(function (node) {
+      showClock(node, new Date(node.getAttribute("data-at")));
+    });
     root.querySelectorAll("time[datetime]").forEach(function (node) {
       if (!node.hasAttribute("data-utc-text")) { node.setAttribute("data-utc-text", node.textContent); }
       var date = new Date(node.getAttribute("datetime"));
@@ -341,10 +357,7 @@
     item.className = "event event-" + session.status + (isRealMoney(session) ? " event-live" : "");
     var when = document.createElement("span");
     when.className = "event-time";
-    var now = new Date();
-    when.textContent = timeZoneMode() === "local"
-      ? now.toLocaleTimeString("de-DE")
-      : now.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
+    showClock(when, new Date());
     var link = document.createElement("a");
     link.href = "/session/" + encodeURIComponent(session.session_id);
     link.textContent = title;
@@ -489,10 +502,8 @@
     }
 
     function stamp() {
-      var now = new Date();
-      time.textContent = "· " + (timeZoneMode() === "local"
-        ? now.toLocaleTimeString("de-DE")
-        : now.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC");
+      time.setAttribute("data-prefix", "· ");
+      showClock(time, new Date());
     }
 
     function connect() {

@@ -103,9 +103,12 @@ def test_two_sessions_get_dated_ticks_and_lokal_moves_every_time(
         since_label = page.locator(".tz-label").first
         expect(since_label).to_have_text("(UTC)")
 
+        clock = page.locator("#live-indicator .live-time")
+        expect(clock).to_contain_text(" UTC", timeout=WAIT_MS)  # the last update, in UTC
         page.locator("#tz-toggle").click()
         expect(page.locator("#tz-toggle .tz-name")).to_have_text("Lokal")
         _assert_shown_in(page, NEW_YORK, utc_ticks, utc_started)
+        expect(clock).not_to_contain_text("UTC")
         keep_screenshot(page, "glance-lokal-new-york.png")
 
         # Remembered: after a reload the page opens in local time again.
@@ -301,6 +304,8 @@ def test_sessions_table_fits_a_laptop_with_running_bots_and_a_failure(
         red = page.locator(f"tr.session-row[data-session-id='{found['red']}']")
         expect(red.locator(".risk-light.risk-red")).to_have_count(1)
         keep_screenshot(page, f"glance-laptop-running-{scheme}.png")
+        sizes_px = _rendered_chart_text_px(page)
+        assert sizes_px and min(sizes_px) >= 11, f"chart text too small: {min(sizes_px):.1f}px"
         sizes = page.locator(".sessions .table-wrap").evaluate(
             """wrap => ({wrap: wrap.clientWidth, content: wrap.scrollWidth,
                         table: wrap.querySelector('.sessions-table').scrollWidth})"""
