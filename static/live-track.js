@@ -105,7 +105,7 @@
   // so switching the zone shows it anew.
   function clockText(date) {
     return timeZoneMode() === "local"
-      ? date.toLocaleTimeString("de-DE")
+      ? date.toLocaleTimeString("de-DE") + " " + zoneName(date)
       : date.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
   }
 

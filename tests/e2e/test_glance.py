@@ -107,8 +107,9 @@ def test_two_sessions_get_dated_ticks_and_lokal_moves_every_time(
         expect(clock).to_contain_text(" UTC", timeout=WAIT_MS)  # the last update, in UTC
         page.locator("#tz-toggle").click()
         expect(page.locator("#tz-toggle .tz-name")).to_have_text("Lokal")
-        _assert_shown_in(page, NEW_YORK, utc_ticks, utc_started)
+        zone_name = _assert_shown_in(page, NEW_YORK, utc_ticks, utc_started)
         expect(clock).not_to_contain_text("UTC")
+        expect(clock).to_contain_text(f" {zone_name}")
         keep_screenshot(page, "glance-lokal-new-york.png")
 
         # Remembered: after a reload the page opens in local time again.
@@ -126,9 +127,9 @@ def test_two_sessions_get_dated_ticks_and_lokal_moves_every_time(
 
 def _assert_shown_in(
     page: Page, zone: str, utc_ticks: list[dict[str, str]], utc_started: str
-) -> None:
+) -> str:
     """Chart ticks, chart titles, the footer, the table and the filter labels all
-    show local time and name the zone."""
+    show local time and name the zone; returns the zone's short name."""
     footer = page.locator("footer")
     expect(footer).to_contain_text("Zeiten in Lokalzeit (")
     expect(footer).not_to_contain_text("UTC")
@@ -158,6 +159,7 @@ def _assert_shown_in(
     expect(started.locator("time")).to_have_text(f"{moment:%d.%m.%Y %H:%M}")
     assert started.locator("time").inner_text() != utc_started
     expect(page.locator(".tz-label").first).to_have_text(f"({zone_name})")
+    return zone_name
 
 
 def _rendered_chart_text_px(page: Page) -> list[float]:
