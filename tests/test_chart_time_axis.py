@@ -194,3 +194,26 @@ def test_two_sessions_in_two_currencies_still_make_a_pnl_chart() -> None:
     assert [len(line.dots) for line in chart.lines] == [1, 1]
     assert len(chart.x_labels) >= 4
     assert pnl_chart(lines[:1]).empty  # one session alone is no chart
+
+
+def test_a_currency_has_the_same_colour_in_every_chart() -> None:
+    """EUR is not blue in one chart and amber in the next because BTC is missing there."""
+    at = [T0, T0 + timedelta(hours=1)]
+    lines = [
+        PnlLine(
+            real_money=True,
+            currency=currency,
+            points=[ChartPoint(at=t, value=1.0, session_id=currency) for t in at],
+        )
+        for currency in ("BTC", "EUR", "USDT")
+    ]
+    days = [
+        DayPnl(day=T0.date() - timedelta(days=i), realized_pnl=1.0, sessions=1) for i in range(30)
+    ]
+    daily = daily_charts(
+        [DailyPnl(real_money=True, currency=c, days=days[::-1]) for c in ("EUR", "USDT")]
+    )
+    in_pnl = {line.label: line.css for line in pnl_chart(lines).lines}
+    in_daily = {chart.legend[0].label: chart.legend[0].css for chart in daily}
+    assert in_daily == {label: in_pnl[label] for label in in_daily}
+    assert len(set(in_pnl.values())) == 3

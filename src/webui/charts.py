@@ -15,6 +15,7 @@ buckets are UTC days and stay so (the chart says "Tage in UTC").
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -234,9 +235,19 @@ def _series_css(index: int, real_money: bool) -> str:
     return f"series-{index % SERIES_COLOURS}" + ("" if real_money else " series-sim")
 
 
+# The currencies a trader meets most, each with a colour of its own; others by a
+# stable hash of their name, so a currency looks the same in every chart and page.
+_CURRENCY_COLOURS = {"USDT": 0, "EUR": 1, "USD": 2, "BTC": 3, "USDC": 4, "ETH": 5}
+
+
+def _currency_colour(currency: str) -> int:
+    known = _CURRENCY_COLOURS.get(currency.upper())
+    return known if known is not None else zlib.crc32(currency.encode()) % SERIES_COLOURS
+
+
 def _currency_order(currencies: Sequence[str]) -> dict[str, int]:
-    """One colour per currency, the same in every chart."""
-    return {currency: i for i, currency in enumerate(sorted(set(currencies)))}
+    """One colour per currency, the same in every chart (never by position in one chart)."""
+    return {currency: _currency_colour(currency) for currency in set(currencies)}
 
 
 def series_label(real_money: bool, currency: str) -> str:
