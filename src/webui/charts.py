@@ -237,7 +237,7 @@ def _series_css(index: int, real_money: bool) -> str:
 
 # The currencies a trader meets most, each with a colour of its own; others by a
 # stable hash of their name, so a currency looks the same in every chart and page.
-_CURRENCY_COLOURS = {"USDT": 0, "EUR": 1, "USD": 2, "BTC": 3, "USDC": 4, "ETH": 5}
+_CURRENCY_COLOURS = {"USDT": 0, "BTC": 1, "EUR": 2, "USDC": 3, "USD": 4, "ETH": 5}
 
 
 def _currency_colour(currency: str) -> int:
