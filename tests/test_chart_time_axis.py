@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from src.webui.charts import Chart, daily_charts, drawdown_chart, pnl_chart
+from src.webui.charts import AXIS_CHAR_WIDTH, Chart, daily_charts, drawdown_chart, pnl_chart
 from src.webui.formatting import fmt_duration
 from src.webui.session_profit import DailyPnl, DayPnl
 from src.webui.session_stats import ChartPoint, DrawdownBar, DrawdownSeries, PnlLine
@@ -217,3 +217,25 @@ def test_a_currency_has_the_same_colour_in_every_chart() -> None:
     in_daily = {chart.legend[0].label: chart.legend[0].css for chart in daily}
     assert in_daily == {label: in_pnl[label] for label in in_daily}
     assert len(set(in_pnl.values())) == 3
+
+
+def _label_spans(chart: Chart) -> list[tuple[float, float]]:
+    """Where each tick label lies, estimated as the chart sizes its margins (phone text)."""
+    spans = []
+    for x in chart.x_labels:
+        width = max(len(x.text), len(x.sub)) * AXIS_CHAR_WIDTH
+        left = {"start": x.at, "middle": x.at - width / 2, "end": x.at - width}[x.anchor]
+        spans.append((left, left + width))
+    return spans
+
+
+@pytest.mark.parametrize("count", [*range(4, 13), 20, 40])
+def test_tick_labels_never_overlap_nor_leave_the_chart(count: int) -> None:
+    for chart in (
+        drawdown_chart(session_bars(*(i * 30 for i in range(count)))),
+        drawdown_chart(day_bars("day", *range(count))),
+    ):
+        spans = _label_spans(chart)
+        assert len(spans) >= 4, spans
+        assert spans[0][0] >= 0 and spans[-1][1] <= chart.width, spans
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans

@@ -43,6 +43,8 @@ AXIS_GAP = 10.0
 MIN_LEFT = 34.0
 MAX_BAR_WIDTH = 28.0
 TIME_TICKS = 5
+TICK_LABEL_CHARS = 6  # "25.11.", the widest line of a time tick
+TICK_GAP = 8.0  # at least this much room between two tick labels
 # The narrowest time axis: ticks (HH:MM) a quarter of an hour apart stay distinct.
 MIN_TIME_SPAN = 3600.0
 # Few session bars on a time axis keep this much room (share of the span) at each end.
@@ -185,6 +187,26 @@ def _tick_text(moment: datetime, span_seconds: float, clock: bool) -> tuple[str,
     return instant.strftime("%d.%m."), sub
 
 
+def _tick_indices(count: int, step_px: float) -> list[int]:
+    """Which of ``count`` evenly spaced positions get a label: up to five, at least
+    four, spread so that neighbouring date labels never overlap."""
+    if count <= 1:
+        return list(range(count))
+    gap_slots = math.ceil((TICK_LABEL_CHARS * AXIS_CHAR_WIDTH + TICK_GAP) / max(step_px, 1e-9))
+    ticks = min(TIME_TICKS, (count - 1) // gap_slots + 1)
+    ticks = max(ticks, min(TIME_TICKS - 1, count))
+    # Rounding down keeps every gap at least as wide as the (fractional) step.
+    return [i * (count - 1) // (ticks - 1) for i in range(ticks)]
+
+
+def _tick_anchor(chart: Chart, x: float, text: str) -> str:
+    """Centred under its tick, unless that would cut the label at the chart's edge."""
+    half = len(text) * AXIS_CHAR_WIDTH / 2
+    if x - half < 0:
+        return "start"
+    return "end" if x + half > chart.width else "middle"
+
+
 def _time_ticks(
     chart: Chart,
     moments: Sequence[datetime],
@@ -199,14 +221,14 @@ def _time_ticks(
     count = len(moments)
     if count == 0:
         return
-    chosen = sorted({round(i * (count - 1) / (TIME_TICKS - 1)) for i in range(TIME_TICKS)})
+    step_px = (position(count - 1) - position(0)) / (count - 1) if count > 1 else 0.0
     span = (utc_instant(moments[-1]) - utc_instant(moments[0])).total_seconds()
     labels = []
-    for n, i in enumerate(chosen):
+    for i in _tick_indices(count, step_px):
         text, sub = _tick_text(moments[i], span, clock=instants)
-        anchor = "start" if n == 0 else "end" if n == len(chosen) - 1 else "middle"
+        x = position(i)
         iso = fmt_iso(moments[i]) if instants else ""
-        labels.append(AxisLabel(position(i), text, sub, anchor, iso))
+        labels.append(AxisLabel(x, text, sub, _tick_anchor(chart, x, text), iso))
     chart.x_labels = labels
 
 
