@@ -239,3 +239,31 @@ def test_tick_labels_never_overlap_nor_leave_the_chart(count: int) -> None:
         assert len(spans) >= 4, spans
         assert spans[0][0] >= 0 and spans[-1][1] <= chart.width, spans
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+
+
+@pytest.mark.parametrize(
+    "moments",
+    [
+        [
+            datetime(1, 1, 1, tzinfo=timezone.utc),
+            datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc),
+        ],
+        [datetime(1, 1, 1, tzinfo=timezone.utc)],
+        [datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc)],
+    ],
+)
+def test_records_at_the_ends_of_time_still_draw(moments: list[datetime]) -> None:
+    """Writers' clocks can say year 1 or 9999: padding the axis must not leave the calendar."""
+    bars = [
+        DrawdownBar(start=m, end=m, value=0.1, sessions=1, session_id=f"s{i}")
+        for i, m in enumerate(moments)
+    ]
+    assert len(drawdown_chart(DrawdownSeries(bucket="session", bars=bars)).x_labels) >= 2
+    days = [
+        DrawdownBar(start=m.replace(hour=0, minute=0), end=m, value=0.1, sessions=1, session_id="d")
+        for m in moments
+    ]
+    assert drawdown_chart(DrawdownSeries(bucket="day", bars=days)).x_labels
+    points = [ChartPoint(at=m, value=1.0, session_id="p") for m in moments]
+    if len(points) >= 2:
+        assert pnl_chart([PnlLine(real_money=False, currency="USDT", points=points)]).x_labels

@@ -51,6 +51,8 @@ MIN_TIME_SPAN = 3600.0
 TIME_MARGIN = 0.1
 BAR_GAP = 2.0
 BUCKET_SECONDS = {"day": 86400, "week": 7 * 86400}
+FIRST_INSTANT = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+LAST_INSTANT = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
 ZONE_UTC = "Zeit: UTC"  # instants: the page script names the local zone instead
 ZONE_UTC_DAYS = "Tage in UTC"  # buckets are UTC days, whatever zone the page shows
 SERIES_COLOURS = 6
@@ -242,7 +244,9 @@ def _time_domain(times: Sequence[float], margin: float = 0.0) -> tuple[float, fl
     low, high = min(times), max(times)
     half = max(high - low, MIN_TIME_SPAN) / 2 * (1 + 2 * margin)
     middle = (low + high) / 2
-    return middle - half, 2 * half
+    # Records of year 1 or 9999 exist: the axis never leaves what a datetime can hold.
+    first = max(middle - half, FIRST_INSTANT)
+    return first, min(middle + half, LAST_INSTANT) - first
 
 
 def _even_time_ticks(
@@ -419,7 +423,8 @@ def _few_buckets(chart: Chart, starts: Sequence[float], size: int) -> tuple[list
     first = starts[0]
     count = round((starts[-1] - first) / size) + 1
     padding = max(0, TIME_TICKS - count)
-    before = padding // 2
+    before = min(padding // 2, max(0, int((first - FIRST_INSTANT) // size)))
+    padding = min(padding, before + max(0, int((LAST_INSTANT - starts[-1]) // size) - 1))
     slots = [first + (k - before) * size for k in range(count + padding)]
     slot, width = _bar_slots(chart, len(slots))
     centre = _slot_centre(chart, slot)
