@@ -74,8 +74,52 @@
     return isNaN(date.getTime()) ? null : date;
   }
 
+  // Text an element shows for an instant (data-time) in local time, by its data-time-format.
+  var LOCAL_FORMATS = {
+    datetime: function (date) { return localText(date) + " " + zoneName(date); },
+    day: function (date) { return pad(date.getDate()) + "." + pad(date.getMonth() + 1) + "."; },
+    clock: function (date) { return pad(date.getHours()) + ":" + pad(date.getMinutes()); },
+    zone: function (date) { return zoneName(date); },
+    "zone-long": function (date) { return "Lokalzeit (" + zoneName(date) + ")"; },
+  };
+
+  // Chart ticks and titles, the footer: the element's own first text holds its UTC
+  // text (data-time-text) somewhere; in local time only that part is replaced.
+  function applyTimeTexts(root, local) {
+    root.querySelectorAll("[data-time-format]").forEach(function (node) {
+      var text = node.firstChild;
+      var format = LOCAL_FORMATS[node.getAttribute("data-time-format")];
+      if (!text || text.nodeType !== Node.TEXT_NODE || !format) { return; }
+      if (!node.hasAttribute("data-utc-text")) { node.setAttribute("data-utc-text", text.nodeValue); }
+      var utc = node.getAttribute("data-utc-text");
+      var date = node.hasAttribute("data-time") ? new Date(node.getAttribute("data-time")) : new Date();
+      if (local && !isNaN(date.getTime())) {
+        text.nodeValue = utc.replace(node.getAttribute("data-time-text"), format(date));
+      } else {
+        text.nodeValue = utc;
+      }
+    });
+  }
+
+  // A clock time the page itself took (last update, an event): kept in data-at,
+  // so switching the zone shows it anew.
+  function clockText(date) {
+    return timeZoneMode() === "local"
+      ? date.toLocaleTimeString("de-DE") + " " + zoneName(date)
+      : date.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
+  }
+
+  function showClock(node, date) {
+    node.setAttribute("data-at", date.toISOString());
+    node.textContent = (node.getAttribute("data-prefix") || "") + clockText(date);
+  }
+
   function applyTimes(root) {
     var local = timeZoneMode() === "local";
+    applyTimeTexts(root, local);
+    root.querySelectorAll("[data-at]").forEach(function (node) {
+      showClock(node, new Date(node.getAttribute("data-at")));
+    });
     root.querySelectorAll("time[datetime]").forEach(function (node) {
       if (!node.hasAttribute("data-utc-text")) { node.setAttribute("data-utc-text", node.textContent); }
       var date = new Date(node.getAttribute("datetime"));
@@ -313,10 +357,7 @@
     item.className = "event event-" + session.status + (isRealMoney(session) ? " event-live" : "");
     var when = document.createElement("span");
     when.className = "event-time";
-    var now = new Date();
-    when.textContent = timeZoneMode() === "local"
-      ? now.toLocaleTimeString("de-DE")
-      : now.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC";
+    showClock(when, new Date());
     var link = document.createElement("a");
     link.href = "/session/" + encodeURIComponent(session.session_id);
     link.textContent = title;
@@ -461,10 +502,8 @@
     }
 
     function stamp() {
-      var now = new Date();
-      time.textContent = "· " + (timeZoneMode() === "local"
-        ? now.toLocaleTimeString("de-DE")
-        : now.toLocaleTimeString("de-DE", { timeZone: "UTC" }) + " UTC");
+      time.setAttribute("data-prefix", "· ");
+      showClock(time, new Date());
     }
 
     function connect() {

@@ -5,11 +5,17 @@ coordinates and German labels that ``_charts.html`` draws, so charts need no
 script: axes with compact units (``1,5 Mio.``) in a margin sized for them, at
 least four dated time ticks, a legend per kind of money and currency, and a
 ``<title>`` on every point and bar, so a hover shows its value.
+
+Times are drawn in UTC and say so. Each tick and title that stands for an
+instant carries it (ISO) with the UTC text it shows, so the page script can
+show it in local time when the trader switches to "Lokal". Day and week
+buckets are UTC days and stay so (the chart says "Tage in UTC").
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -23,19 +29,32 @@ from src.webui.formatting import (
     fmt_pct,
     fmt_time,
 )
-from src.webui.presentation import pnl_class
+from src.webui.presentation import fmt_iso, pnl_class
 from src.webui.session_profit import DailyPnl
 from src.webui.session_stats import DrawdownSeries, PnlLine
 from src.webui.vocabulary import money_word
 
 WIDTH, HEIGHT = 420, 220
 RIGHT, TOP, BOTTOM = 14, 26, 34
-# Axis text is 11 px; about 6.6 px per character, plus the gap to the plot.
-AXIS_CHAR_WIDTH = 6.6
+# Axis text is 11 px, on phones 14 px (live-track.css: the SVG is drawn smaller
+# there): about 8.4 px per character at 14 px, plus the gap to the plot.
+AXIS_CHAR_WIDTH = 8.4
 AXIS_GAP = 10.0
 MIN_LEFT = 34.0
 MAX_BAR_WIDTH = 28.0
 TIME_TICKS = 5
+TICK_LABEL_CHARS = 6  # "25.11.", the widest line of a time tick
+TICK_GAP = 8.0  # at least this much room between two tick labels
+# The narrowest time axis: ticks (HH:MM) a quarter of an hour apart stay distinct.
+MIN_TIME_SPAN = 3600.0
+# Few session bars on a time axis keep this much room (share of the span) at each end.
+TIME_MARGIN = 0.1
+BAR_GAP = 2.0
+BUCKET_SECONDS = {"day": 86400, "week": 7 * 86400}
+FIRST_INSTANT = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+LAST_INSTANT = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
+ZONE_UTC = "Zeit: UTC"  # instants: the page script names the local zone instead
+ZONE_UTC_DAYS = "Tage in UTC"  # buckets are UTC days, whatever zone the page shows
 SERIES_COLOURS = 6
 TOO_FEW_POINTS = "Noch nicht genug Daten für dieses Diagramm."
 OUT_OF_RANGE = "Die Werte sind zu groß für dieses Diagramm."
@@ -47,6 +66,7 @@ class AxisLabel:
     text: str
     sub: str = ""  # a second line (the time under a date)
     anchor: str = "middle"
+    iso: str = ""  # the instant a time tick stands for ("" for a UTC day or week)
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,8 @@ class Bar:
     height: float
     title: str
     css: str = ""
+    iso: str = ""  # the instant the title names ...
+    time_text: str = ""  # ... as the title shows it in UTC
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,8 @@ class Dot:
     x: float
     y: float
     title: str
+    iso: str = ""
+    time_text: str = ""
 
 
 @dataclass
@@ -94,6 +118,8 @@ class Chart:
     unit: str
     empty: bool
     note: str = TOO_FEW_POINTS
+    zone: str = ZONE_UTC
+    zone_follows: bool = True  # False: UTC days, the same in every zone
     width: int = WIDTH
     height: int = HEIGHT
     plot_left: float = MIN_LEFT
@@ -151,36 +177,103 @@ def _y_axis(
     chart.zero_y = _y_of(0.0, low, high, chart)
 
 
-def _tick_text(moment: datetime, span_seconds: float) -> tuple[str, str]:
+def _utc_text(moment: datetime) -> str:
+    """An instant as titles show it: ``25.11.2026 03:48 UTC``."""
+    return f"{fmt_time(moment)} UTC"
+
+
+def _tick_text(moment: datetime, span_seconds: float, clock: bool) -> tuple[str, str]:
     """A date, and under it the time when the chart spans less than a few days."""
     instant = utc_instant(moment)
-    return instant.strftime("%d.%m."), instant.strftime("%H:%M") if span_seconds < 4 * 86400 else ""
+    sub = instant.strftime("%H:%M") if clock and span_seconds < 4 * 86400 else ""
+    return instant.strftime("%d.%m."), sub
+
+
+def _tick_indices(count: int, step_px: float) -> list[int]:
+    """Which of ``count`` evenly spaced positions get a label: up to five, at least
+    four, spread so that neighbouring date labels never overlap."""
+    if count <= 1:
+        return list(range(count))
+    gap_slots = math.ceil((TICK_LABEL_CHARS * AXIS_CHAR_WIDTH + TICK_GAP) / max(step_px, 1e-9))
+    ticks = min(TIME_TICKS, (count - 1) // gap_slots + 1)
+    ticks = max(ticks, min(TIME_TICKS - 1, count))
+    # Rounding down keeps every gap at least as wide as the (fractional) step.
+    return [i * (count - 1) // (ticks - 1) for i in range(ticks)]
+
+
+def _tick_anchor(chart: Chart, x: float, text: str) -> str:
+    """Centred under its tick, unless that would cut the label at the chart's edge."""
+    half = len(text) * AXIS_CHAR_WIDTH / 2
+    if x - half < 0:
+        return "start"
+    return "end" if x + half > chart.width else "middle"
 
 
 def _time_ticks(
-    chart: Chart, moments: Sequence[datetime], position: Callable[[int], float]
+    chart: Chart,
+    moments: Sequence[datetime],
+    position: Callable[[int], float],
+    instants: bool = True,
 ) -> None:
-    """At least four (five) labelled ticks with dates, spread over the series."""
+    """At least four (five) labelled ticks with dates, spread over the series.
+
+    ``instants`` False: the moments start UTC days or weeks, labelled by date
+    only and not moved by the page's time zone switch.
+    """
     count = len(moments)
     if count == 0:
         return
-    chosen = sorted({round(i * (count - 1) / (TIME_TICKS - 1)) for i in range(TIME_TICKS)})
+    step_px = (position(count - 1) - position(0)) / (count - 1) if count > 1 else 0.0
     span = (utc_instant(moments[-1]) - utc_instant(moments[0])).total_seconds()
     labels = []
-    for n, i in enumerate(chosen):
-        text, sub = _tick_text(moments[i], span)
-        anchor = "start" if n == 0 else "end" if n == len(chosen) - 1 else "middle"
-        labels.append(AxisLabel(position(i), text, sub, anchor))
+    for i in _tick_indices(count, step_px):
+        text, sub = _tick_text(moments[i], span, clock=instants)
+        x = position(i)
+        iso = fmt_iso(moments[i]) if instants else ""
+        labels.append(AxisLabel(x, text, sub, _tick_anchor(chart, x, text), iso))
     chart.x_labels = labels
+
+
+def _time_domain(times: Sequence[float], margin: float = 0.0) -> tuple[float, float]:
+    """First instant and span of a time axis over ``times`` (epoch seconds).
+
+    At least ``MIN_TIME_SPAN`` wide, centred on the points, so even two
+    sessions a minute apart get ticks with distinct labels; ``margin`` leaves
+    room at both ends (a share of the span) for bars drawn around their time.
+    """
+    low, high = min(times), max(times)
+    half = max(high - low, MIN_TIME_SPAN) / 2 * (1 + 2 * margin)
+    middle = (low + high) / 2
+    # Records of year 1 or 9999 exist: the axis never leaves what a datetime can hold.
+    first = max(middle - half, FIRST_INSTANT)
+    return first, min(middle + half, LAST_INSTANT) - first
+
+
+def _even_time_ticks(
+    chart: Chart, first: float, span: float, x_of: Callable[[float], float]
+) -> None:
+    """``TIME_TICKS`` ticks evenly spread over a continuous time axis."""
+    at = [first + span * i / (TIME_TICKS - 1) for i in range(TIME_TICKS)]
+    _time_ticks(chart, [datetime.fromtimestamp(t, timezone.utc) for t in at], lambda i: x_of(at[i]))
 
 
 def _series_css(index: int, real_money: bool) -> str:
     return f"series-{index % SERIES_COLOURS}" + ("" if real_money else " series-sim")
 
 
+# The currencies a trader meets most, each with a colour of its own; others by a
+# stable hash of their name, so a currency looks the same in every chart and page.
+_CURRENCY_COLOURS = {"USDT": 0, "BTC": 1, "EUR": 2, "USDC": 3, "USD": 4, "ETH": 5}
+
+
+def _currency_colour(currency: str) -> int:
+    known = _CURRENCY_COLOURS.get(currency.upper())
+    return known if known is not None else zlib.crc32(currency.encode()) % SERIES_COLOURS
+
+
 def _currency_order(currencies: Sequence[str]) -> dict[str, int]:
-    """One colour per currency, the same in every chart."""
-    return {currency: i for i, currency in enumerate(sorted(set(currencies)))}
+    """One colour per currency, the same in every chart (never by position in one chart)."""
+    return {currency: _currency_colour(currency) for currency in set(currencies)}
 
 
 def series_label(real_money: bool, currency: str) -> str:
@@ -191,11 +284,15 @@ def series_label(real_money: bool, currency: str) -> str:
 
 
 def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
-    """Cumulative realized PnL over time: one line per kind of money and currency."""
+    """Cumulative realized PnL over time: one line per kind of money and currency.
+
+    Drawn from two points on, even when they are in two currencies (two lines
+    of one point each, shown as their dots): one session alone is no chart.
+    """
     chart = Chart(
         title="Kumulierter Realized PnL",
         unit="je Geldart und Währung",
-        empty=not any(len(line.points) >= 2 for line in lines),
+        empty=sum(len(line.points) for line in lines) < 2,
     )
     if chart.empty:
         return chart
@@ -204,8 +301,9 @@ def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
         return _out_of_range(chart)
     low, high, _ = scale
     _y_axis(chart, scale, fmt_compact)
-    times = sorted(utc_instant(p.at).timestamp() for line in lines for p in line.points)
-    first, span = times[0], (times[-1] - times[0]) or 1.0
+    first, span = _time_domain(
+        [utc_instant(p.at).timestamp() for line in lines for p in line.points]
+    )
     width = chart.plot_right - chart.plot_left
 
     def x_of(t: float) -> float:
@@ -230,7 +328,13 @@ def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
                 value=fmt_money(last, line.currency),
                 positive=last >= 0,
                 dots=[
-                    Dot(x, y, f"{fmt_time(p.at)} · {label}: {fmt_money(p.value, line.currency)}")
+                    Dot(
+                        x,
+                        y,
+                        f"{_utc_text(p.at)} · {label}: {fmt_money(p.value, line.currency)}",
+                        fmt_iso(p.at),
+                        _utc_text(p.at),
+                    )
                     for (x, y), p in zip(coords, line.points, strict=True)
                 ],
             )
@@ -238,11 +342,7 @@ def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
         chart.legend.append(
             LegendEntry(css, label, fmt_money(last, line.currency), pnl_class(last))
         )
-    ticks = [
-        datetime.fromtimestamp(first + span * i / (TIME_TICKS - 1), timezone.utc)
-        for i in range(TIME_TICKS)
-    ]
-    _time_ticks(chart, ticks, lambda i: x_of(first + span * i / (TIME_TICKS - 1)))
+    _even_time_ticks(chart, first, span, x_of)
     return chart
 
 
@@ -261,10 +361,84 @@ def _bar_slots(chart: Chart, count: int) -> tuple[float, float]:
     return slot, min(max(slot * 0.7, 1.0), MAX_BAR_WIDTH)
 
 
+def _slot_centre(chart: Chart, slot: float) -> Callable[[int], float]:
+    return lambda i: round(chart.plot_left + (i + 0.5) * slot, 2)
+
+
+def _drawdown_layout(chart: Chart, series: DrawdownSeries) -> tuple[list[float], float]:
+    """Each bar's centre and the bar width; labels the time axis on the way.
+
+    Many bars sit side by side, one slot each, ticked at some of them. Fewer
+    bars than ticks would leave too few ticks, so they go on a real time axis:
+    sessions at their time, day and week buckets among the empty buckets
+    around them.
+    """
+    bars = series.bars
+    if len(bars) >= TIME_TICKS:
+        slot, width = _bar_slots(chart, len(bars))
+        centre = _slot_centre(chart, slot)
+        instants = series.bucket == "session"
+        _time_ticks(chart, [bar.start for bar in bars], centre, instants)
+        return [centre(i) for i in range(len(bars))], width
+    if series.bucket == "session":
+        return _few_sessions(chart, [utc_instant(bar.start).timestamp() for bar in bars])
+    return _few_buckets(
+        chart, [utc_instant(bar.start).timestamp() for bar in bars], BUCKET_SECONDS[series.bucket]
+    )
+
+
+def _few_sessions(chart: Chart, times: Sequence[float]) -> tuple[list[float], float]:
+    """A few session bars at their time on a continuous axis with evenly spread ticks."""
+    first, span = _time_domain(times, TIME_MARGIN)
+    plot = chart.plot_right - chart.plot_left
+
+    def x_of(t: float) -> float:
+        return round(chart.plot_left + (t - first) / span * plot, 2)
+
+    _even_time_ticks(chart, first, span, x_of)
+    return _side_by_side(chart, [x_of(t) for t in times], MAX_BAR_WIDTH), MAX_BAR_WIDTH
+
+
+def _side_by_side(chart: Chart, centres: Sequence[float], width: float) -> list[float]:
+    """Bars closer than their width (sessions of the same minute) stand side by side
+    around their common time instead of hiding each other."""
+    groups: list[list[float]] = []
+    for centre in centres:
+        if groups and centre - groups[-1][-1] < width + BAR_GAP:
+            groups[-1].append(centre)
+        else:
+            groups.append([centre])
+    placed: list[float] = []
+    for group in groups:
+        half = (len(group) - 1) * (width + BAR_GAP) / 2
+        low, high = chart.plot_left + width / 2 + half, chart.plot_right - width / 2 - half
+        middle = min(max((group[0] + group[-1]) / 2, low), high)
+        placed.extend(round(middle - half + k * (width + BAR_GAP), 2) for k in range(len(group)))
+    return placed
+
+
+def _few_buckets(chart: Chart, starts: Sequence[float], size: int) -> tuple[list[float], float]:
+    """A few day or week bars among the empty buckets around them: one slot per bucket,
+    at least as many slots as ticks, so every tick is a date of its own."""
+    first = starts[0]
+    count = round((starts[-1] - first) / size) + 1
+    padding = max(0, TIME_TICKS - count)
+    before = min(padding // 2, max(0, int((first - FIRST_INSTANT) // size)))
+    padding = min(padding, before + max(0, int((LAST_INSTANT - starts[-1]) // size) - 1))
+    slots = [first + (k - before) * size for k in range(count + padding)]
+    slot, width = _bar_slots(chart, len(slots))
+    centre = _slot_centre(chart, slot)
+    moments = [datetime.fromtimestamp(t, timezone.utc) for t in slots]
+    _time_ticks(chart, moments, centre, instants=False)
+    return [centre(round((t - first) / size) + before) for t in starts], width
+
+
 def drawdown_chart(series: DrawdownSeries) -> Chart:
     """Max drawdown of every filtered session (the worst per day or week when many)."""
     bars = series.bars
     chart = Chart(title=_BUCKET_TITLES[series.bucket], unit="Drawdown in %", empty=not bars)
+    if series.bucket != "session":
+        chart.zone, chart.zone_follows = ZONE_UTC_DAYS, False
     if chart.empty:
         return chart
     percents = [bar.value * 100 for bar in bars]
@@ -273,13 +447,15 @@ def drawdown_chart(series: DrawdownSeries) -> Chart:
         return _out_of_range(chart)
     low, high, _ = scale
     _y_axis(chart, scale, lambda v, step: f"{fmt_compact(v, step)} %")
-    slot, bar_width = _bar_slots(chart, len(bars))
-    for i, (bar, pct) in enumerate(zip(bars, percents, strict=True)):
+    centres, bar_width = _drawdown_layout(chart, series)
+    for bar, pct, centre in zip(bars, percents, centres, strict=True):
         y = _y_of(pct, low, high, chart)
+        iso = time_text = ""
         if series.bucket == "session":
-            title = f"{bar.session_id} · {fmt_time(bar.end)}: {fmt_pct(bar.value)}"
+            iso, time_text = fmt_iso(bar.end), _utc_text(bar.end)
+            title = f"{bar.session_id} · {time_text}: {fmt_pct(bar.value)}"
         else:
-            when = fmt_date(bar.start)
+            when = f"{fmt_date(bar.start)} (UTC)"
             if series.bucket == "week":
                 when = f"Woche ab {when}"
             title = (
@@ -288,19 +464,16 @@ def drawdown_chart(series: DrawdownSeries) -> Chart:
             )
         chart.bars.append(
             Bar(
-                x=round(chart.plot_left + i * slot + (slot - bar_width) / 2, 2),
+                x=round(centre - bar_width / 2, 2),
                 y=min(y, chart.zero_y),
                 width=round(bar_width, 2),
                 height=round(abs(chart.zero_y - y), 2),
                 title=title,
                 css="bar-dd",
+                iso=iso,
+                time_text=time_text,
             )
         )
-    _time_ticks(
-        chart,
-        [bar.start for bar in bars],
-        lambda i: round(chart.plot_left + (i + 0.5) * slot, 2),
-    )
     return chart
 
 
@@ -325,6 +498,8 @@ def _daily_chart(currency: str, items: Sequence[DailyPnl], colour: int) -> Chart
         title=f"PnL je Tag · {currency or '¤'} (30 Tage)",
         unit=f"Realized PnL in {currency or 'unbekannter Währung'}",
         empty=False,
+        zone=ZONE_UTC_DAYS,
+        zone_follows=False,
     )
     days: list[date] = [d.day for d in items[0].days]
     values = [d.realized_pnl for item in items for d in item.days]
@@ -352,7 +527,7 @@ def _daily_chart(currency: str, items: Sequence[DailyPnl], colour: int) -> Chart
                     # A day that closed flat still shows a hairline to hover.
                     height=max(round(abs(chart.zero_y - y), 2), 1.0),
                     title=(
-                        f"{day.day:%d.%m.%Y} · {label}: "
+                        f"{day.day:%d.%m.%Y} (UTC) · {label}: "
                         f"{fmt_money(day.realized_pnl, item.currency)}"
                         f" ({fmt_count(day.sessions)} Session(s))"
                     ),
@@ -360,5 +535,5 @@ def _daily_chart(currency: str, items: Sequence[DailyPnl], colour: int) -> Chart
                 )
             )
     moments = [datetime(d.year, d.month, d.day, tzinfo=timezone.utc) for d in days]
-    _time_ticks(chart, moments, lambda i: round(chart.plot_left + (i + 0.5) * slot, 2))
+    _time_ticks(chart, moments, _slot_centre(chart, slot), instants=False)
     return chart

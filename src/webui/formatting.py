@@ -103,7 +103,12 @@ def fmt_date(value: datetime) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """``3 h 12 min``, ``2 d 4 h``, ``12 min 5 s``."""
+    """``3 h 12 min``, ``2 d 4 h``, ``12 min``, ``45 s``: the two largest units.
+
+    Seconds count only under a minute: "läuft seit 20 min · Heartbeat vor 51 s"
+    fits a table cell, and nothing a trader decides on hangs on the seconds of
+    a twenty-minute run (the stale limit is minutes).
+    """
     if seconds is None:
         return EMPTY
     total = int(seconds)
@@ -115,7 +120,7 @@ def fmt_duration(seconds: float | None) -> str:
     if hours:
         return f"{sign}{hours} h {minutes} min"
     if minutes:
-        return f"{sign}{minutes} min {secs} s"
+        return f"{sign}{minutes} min"
     return f"{sign}{secs} s"
 
 

@@ -106,14 +106,25 @@ def session_duration(session: LiveSessionDetail, now: datetime | None = None) ->
     return f"{fmt_duration(max(elapsed, 0.0))} (laufend)"
 
 
-def liveness(session: SessionRow, now: datetime) -> str:
-    """How long a running session has run, and what is known of its heartbeat."""
+def liveness_parts(session: SessionRow, now: datetime) -> list[tuple[str, str]]:
+    """How long a running session has run, and what is known of its heartbeat.
+
+    ``(words, duration)`` pairs, so a narrow table cell may break the line
+    between words but never inside a duration (``20 min``).
+    """
     elapsed = (utc_instant(now) - utc_instant(session.started_at)).total_seconds()
-    text = f"läuft seit {fmt_duration(max(elapsed, 0.0))}"
+    parts = [("läuft seit", fmt_duration(max(elapsed, 0.0)))]
     if session.heartbeat_at is None:
-        return f"{text} · {NO_HEARTBEAT}"
+        return [*parts, (NO_HEARTBEAT, "")]
     age = (utc_instant(now) - utc_instant(session.heartbeat_at)).total_seconds()
-    return f"{text} · Heartbeat vor {fmt_duration(max(age, 0.0))}"
+    return [*parts, ("Heartbeat vor", fmt_duration(max(age, 0.0)))]
+
+
+def liveness(session: SessionRow, now: datetime) -> str:
+    """``läuft seit 20 min · Heartbeat vor 51 s`` (or ``· ohne Heartbeat``)."""
+    return " · ".join(
+        f"{words} {duration}".strip() for words, duration in liveness_parts(session, now)
+    )
 
 
 _NON_FINITE = {"NaN": "NaN", "Infinity": "∞", "-Infinity": "−∞"}
@@ -221,6 +232,7 @@ def install(env: Environment, real_money_modes: frozenset[str]) -> None:
         real_money_modes=real_money_modes,
         vocabulary_json=vocabulary_json(real_money_modes),
         liveness=liveness,
+        liveness_parts=liveness_parts,
         group_link=group_link,
         empty=EMPTY,
         stale_word=STALE,

@@ -162,7 +162,7 @@ def test_jetzt_strip_shows_what_needs_me(
         }""",
         timeout=WAIT_MS,
     )
-    keep_screenshot(page, "live-page-desktop-dark.png")
+    keep_screenshot(page, "live-page-jetzt.png")  # the desktop screens are test_screens_...
     assert_calm(problems)
 
 
