@@ -136,7 +136,7 @@ def test_page_shows_the_strip_and_counts_in_the_title(client: TestClient) -> Non
     strip = re.search(r'<section class="card now-strip".*?</section>', page, re.S)
     assert strip
     text = strip.group(0)
-    assert "run-beat" in text and "−2,50 offen" in text and "USDT" in text
+    assert "run-beat" in text and "−2,50 USDT offen" in text
     # A minute before the module was imported; the suite may have run for minutes since.
     assert re.search(r"Heartbeat vor \d+ min", text)
     assert 'href="/session/fail-live-new"' in text and "abort-old" not in text
@@ -145,6 +145,24 @@ def test_page_shows_the_strip_and_counts_in_the_title(client: TestClient) -> Non
     assert "<title>(3 ▶ 1 ✖) Live-Track · Peak_Trade</title>" in page
     api = client.get("/api/live_track").json()
     assert api["now"]["running_count"] == 3 and api["now"]["failed_count"] == 1
+
+
+def test_a_small_bitcoin_loss_is_red_with_its_decimals_everywhere(registry: Path) -> None:
+    write_like_original(
+        registry,
+        running("btc-bot", beat_ago=timedelta(minutes=1), symbol="BTC/EUR",
+                metrics={"currency": "BTC", "realized_pnl": -0.001464, "unrealized_pnl": 0.0002}),
+    )  # fmt: skip
+    for client in client_for(registry):
+        page = client.get("/").text
+        strip = re.search(r'<section class="card now-strip".*?</section>', page, re.S)
+        assert strip
+        assert re.search(r'class="pnl-neg"[^>]*>−0,001464 BTC<', strip.group(0))
+        assert re.search(
+            r'class="pnl-pos now-unrealized"[^>]*>\+0,000200 BTC offen<', strip.group(0)
+        )
+        detail = client.get("/session/btc-bot").text
+        assert re.search(r'<dd class="pnl-neg">−0,001464 BTC</dd>', detail)
 
 
 # --- Risk ---------------------------------------------------------------------

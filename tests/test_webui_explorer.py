@@ -385,3 +385,20 @@ def test_chart_ends_at_the_stats_total_with_running_sessions(registry: Path) -> 
     assert view["stats"]["total_realized_pnl"] == 50.25
     assert view["charts"]["cumulative_pnl"][-1]["value"] == 50.25
     assert view["charts"]["cumulative_pnl"][-1]["session_id"] == "s-running-pnl"
+
+
+def test_detail_shows_raw_metrics_with_every_digit_in_german(registry: Path) -> None:
+    register_live_session_run(
+        make_session(
+            "s-big",
+            metrics={"realized_pnl": -1466206.09, "fee_rate": 0.0025, "volume": 25000.0,
+                     "tiny": 1.5e-07},
+        ),
+        registry,
+    )  # fmt: skip
+    settings = Settings(registry_dir=registry, watch=False, reconcile_seconds=3600)
+    with TestClient(create_app(settings)) as client:
+        html = client.get("/session/s-big").text
+    for shown in ("−1.466.206,09", "0,0025", "25.000", "1,5e−07"):
+        assert re.search(rf"<td[^>]*>{re.escape(shown)}</td>", html), shown
+    assert "e+06" not in html

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment
 
 from src.experiments.live_session_record import utc_instant
+from src.experiments.session_head import currency_decimals
 from src.webui.formatting import (
     EMPTY,
     currency_text,
@@ -84,13 +85,14 @@ def path_quote(text: str) -> str:
     return quote(text, safe="")
 
 
-def _is_flat(value: float) -> bool:
-    # What rounds to 0,00 is shown as flat: no sign, no colour.
-    return round(value, 2) == 0
+def _is_flat(value: float, currency: str | None = None) -> bool:
+    # What rounds to zero in the currency's decimals is flat: no sign, no colour.
+    return round(value, currency_decimals(currency)) == 0
 
 
-def pnl_class(value: float | None) -> str:
-    if value is None or _is_flat(value):
+def pnl_class(value: float | None, currency: str | None = None) -> str:
+    """Colour by sign, at the currency's decimals (a 0,0014 BTC loss is red)."""
+    if value is None or _is_flat(value, currency):
         return "pnl-flat"
     return "pnl-pos" if value > 0 else "pnl-neg"
 
@@ -146,9 +148,17 @@ def fmt_value(value: Any) -> str:
 
 
 def _german_general(value: float) -> str:
-    """Six significant digits, German separators: ``0,0025``, ``25.000``, ``1,5e-07``."""
-    text = f"{value:,.6g}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".").replace("-", "−")
+    """Every digit the writer stored, German separators: ``0,0025``, ``25.000``,
+    ``−1.466.206,09``; only what Python itself writes with an exponent keeps it
+    (``1,5e-07``), since a page of zeros would hide the number."""
+    text = repr(value)
+    if "e" in text or "n" in text:  # exponent, nan, inf
+        text = f"{value:,.6g}"
+        return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".").replace("-", "−")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    grouped = f"{int(whole):,}".replace(",", ".")
+    sign = "−" if value < 0 else ""
+    return f"{sign}{grouped},{fraction}" if fraction.strip("0") else f"{sign}{grouped}"
 
 
 def fmt_iso(value: datetime | None) -> str:
