@@ -9,8 +9,10 @@ call over those few sessions.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
-from typing import Literal, Optional
+from operator import attrgetter
+from typing import Literal, NamedTuple, Optional
 
 from pydantic import BaseModel
 
@@ -104,20 +106,42 @@ def running_heads(snapshot: IndexSnapshot) -> tuple[SessionHead, ...]:
     return cached_view(snapshot, ("running",), build)
 
 
-def recent_endings(snapshot: IndexSnapshot, now: datetime) -> list[SessionHead]:
+_RANK = attrgetter("rank")
+
+
+class _Ending(NamedTuple):
+    head: SessionHead
+    rank: int  # 0 real money failed, 1 real money or failed, 2 the rest
+    failed: bool
+
+
+def recent_endings(
+    snapshot: IndexSnapshot, now: datetime, real_money_modes: frozenset[str]
+) -> list[_Ending]:
     """Failed and aborted sessions that ended within the window, newest first.
 
     The index is ordered by activity (end time once ended), so the walk stops
-    at the first session older than the window.
+    at the first session older than the window. It runs once per snapshot and
+    hour (from the hour's start, a little more than the window); each call
+    only trims that short list to its exact cutoff.
     """
     cutoff = (now - PROBLEM_WINDOW).timestamp()
-    found = []
-    for head in snapshot.newest_first():
-        if head.activity < cutoff:
-            break
-        if head.finished_at is not None and head_status(head) in ("failed", "aborted"):
-            found.append(head)
-    return found
+    hour = math.floor(cutoff / 3600)
+
+    def build() -> tuple[_Ending, ...]:
+        found = []
+        for head in snapshot.newest_first():
+            if head.activity < hour * 3600:
+                break
+            status = head_status(head) if head.finished_at is not None else None
+            if status in ("failed", "aborted"):
+                real, failed = head.mode in real_money_modes, status == "failed"
+                rank = 0 if real and failed else 1 if real or failed else 2
+                found.append(_Ending(head, rank, failed))
+        return tuple(found)
+
+    key = ("endings", hour, real_money_modes)
+    return [e for e in cached_view(snapshot, key, build) if e.head.activity >= cutoff]
 
 
 def now_view(
@@ -132,16 +156,11 @@ def now_view(
     stale.sort(key=lambda head: head.mode not in real_money_modes)  # real money first
     stale_ids = {head.session_id for head in stale}
     healthy = [head for head in running if head.session_id not in stale_ids]
-    endings = recent_endings(snapshot, now)
-
-    def urgency(head: SessionHead) -> int:
-        real = head.mode in real_money_modes
-        failed = head_status(head) == "failed"
-        return 0 if real and failed else 1 if real or failed else 2
-
-    ranked = sorted(endings, key=urgency)  # stable: newest first within a rank
-    must_show = [head for head in ranked if urgency(head) == 0]
-    shown_endings = must_show + ranked[len(must_show) :][: max(0, PROBLEMS_SHOWN - len(must_show))]
+    endings = recent_endings(snapshot, now, real_money_modes)
+    ranked = sorted(endings, key=_RANK)  # stable: newest first within a rank
+    must_show = [e.head for e in ranked if e.rank == 0]
+    others = [e.head for e in ranked[len(must_show) :]]
+    shown_endings = must_show + others[: max(0, PROBLEMS_SHOWN - len(must_show))]
     problems = [
         _now_session(head, now, stale_after, real_money_modes, "stale")
         for head in stale[:PROBLEMS_SHOWN]
@@ -157,5 +176,5 @@ def now_view(
         running_count=len(running),
         problems=problems,
         problem_count=len(stale) + len(endings),
-        failed_count=sum(1 for head in endings if head_status(head) == "failed"),
+        failed_count=sum(e.failed for e in endings),
     )
