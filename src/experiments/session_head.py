@@ -75,6 +75,8 @@ class SessionHead(NamedTuple):
     risk: str | None  # green, yellow or red; None without risk data
     # End time when it ended, else start time (UTC seconds): the activity order.
     activity: float
+    # Start time in UTC seconds: durations and time filters without a datetime per head.
+    started: float
     # The bot host the record was shipped from; empty for a plain directory.
     host: str = ""
 
@@ -116,6 +118,7 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         strategy_name=sys.intern(_text(config.get("strategy_name"))),
         risk=risk_level(metrics),
         activity=utc_instant(activity).timestamp(),
+        started=utc_instant(record.started_at).timestamp(),
     )
 
 

@@ -11,6 +11,7 @@ import bisect
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Annotated, Literal, TypeVar, cast
 
 from pydantic import (
@@ -220,8 +221,10 @@ class SessionQuery(BaseModel):
         )  # fmt: skip
         if snapshot is not None and (since is not None or until is not None):
             starts = start_times(snapshot)
-            low = bisect.bisect_left(starts, since) if since is not None else 0
-            high = bisect.bisect_right(starts, until) if until is not None else len(starts)
+            low = bisect.bisect_left(starts, since.timestamp()) if since is not None else 0
+            high = (
+                bisect.bisect_right(starts, until.timestamp()) if until is not None else len(starts)
+            )
             return (
                 *fixed,
                 ("from", low) if low else None,
@@ -235,6 +238,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
     hosts = set(query.host)
     statuses = set(query.status)
     since, until = query.time_bounds(now)
+    low = since.timestamp() if since is not None else None
+    high = until.timestamp() if until is not None else None
     needle = query.environment.lower() if query.environment else None
     symbol = query.symbol.lower() if query.symbol else None
     risks = set(query.risk)
@@ -254,8 +259,8 @@ def _matcher(query: SessionQuery, now: datetime) -> Callable[[SessionHead], bool
             return False
         if needle and needle not in f"{head.env_name} / {head.symbol}".lower():
             return False
-        started = utc_instant(head.started_at)
-        return not (since and started < since or until and started > until)
+        started = head.started
+        return not (low is not None and started < low or high is not None and started > high)
 
     return matches
 
@@ -285,11 +290,11 @@ def cached_view(
     return cast(View, found)
 
 
-def start_times(snapshot: IndexSnapshot) -> list[datetime]:
-    """Every session's start (UTC), sorted: time bounds bisect it."""
+def start_times(snapshot: IndexSnapshot) -> list[float]:
+    """Every session's start (UTC seconds), sorted: time bounds bisect it."""
 
-    def build() -> list[datetime]:
-        return sorted(utc_instant(head.started_at) for head in snapshot.sessions)
+    def build() -> list[float]:
+        return sorted(map(_STARTED, snapshot.sessions))
 
     return cached_view(snapshot, ("start_times",), build)
 
@@ -312,6 +317,8 @@ def filter_sessions(
 
     return cached_view(snapshot, key, build)
 
+
+_STARTED: Callable[[SessionHead], float] = attrgetter("started")
 
 _SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
     "started": lambda h: utc_instant(h.started_at),

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate, islice
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -158,7 +158,7 @@ def tally_sessions(
         if head.host:
             by_host[head.host] = by_host.get(head.host, 0) + 1
         if finished is not None:
-            duration_sum += head.activity - utc_instant(head.started_at).timestamp()
+            duration_sum += head.activity - head.started
             durations += 1
         if pnl is not None:
             total += pnl
@@ -217,6 +217,7 @@ def session_stats(
 _STATS_FIELDS = attrgetter("status", "mode", "finished_at", "realized_pnl", "max_drawdown")
 
 
+_FIRST = itemgetter(0)
 # Only for heads already known to have a realized PnL.
 _PNL: Callable[[SessionHead], float] = attrgetter("realized_pnl")
 
@@ -224,7 +225,9 @@ _PNL: Callable[[SessionHead], float] = attrgetter("realized_pnl")
 def _chart_time(head: SessionHead) -> float:
     if head.finished_at is not None:
         return head.activity
-    return utc_instant(head.updated_at or head.started_at).timestamp()
+    if head.updated_at is None:
+        return head.started
+    return utc_instant(head.updated_at).timestamp()
 
 
 def _thin(count: int, most: int) -> list[int]:
@@ -258,12 +261,12 @@ def chart_series(
         )
     )
     drawdowns = [
-        ChartPoint(at=at, value=value, session_id=session_id)
+        ChartPoint.model_construct(at=at, value=value, session_id=session_id)
         for at, value, session_id in reversed(latest)
     ]
     return SessionCharts(
         cumulative_pnl=[
-            ChartPoint(
+            ChartPoint.model_construct(
                 at=_point_time(priced[i]),
                 value=round(totals[i], 8),
                 session_id=priced[i].session_id,
@@ -339,20 +342,24 @@ def _money_key(
 
 
 def _pnl_point(head: SessionHead, total: float) -> ChartPoint:
-    return ChartPoint(at=_point_time(head), value=round(total, 8), session_id=head.session_id)
+    return ChartPoint.model_construct(
+        at=_point_time(head), value=round(total, 8), session_id=head.session_id
+    )
 
 
 def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
     """Every session's max drawdown, oldest first; the worst per day or week when many."""
     points = [
-        (_chart_time(h), h.max_drawdown, h) for h in reversed(heads) if h.max_drawdown is not None
+        (h.activity if h.finished_at is not None else _chart_time(h), h.max_drawdown, h)
+        for h in reversed(heads)
+        if h.max_drawdown is not None
     ]
-    points.sort(key=lambda p: p[0])  # running sessions sit by start time
+    points.sort(key=_FIRST)  # running sessions sit by start time
     if len(points) <= DRAWDOWN_BARS:
         return DrawdownSeries(
             bucket="session",
             bars=[
-                DrawdownBar(
+                DrawdownBar.model_construct(
                     start=_point_time(h),
                     end=_point_time(h),
                     value=v,
@@ -379,7 +386,7 @@ def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
     return DrawdownSeries(
         bucket="day" if size == 86400 else "week",
         bars=[
-            DrawdownBar(
+            DrawdownBar.model_construct(
                 start=datetime.fromtimestamp(slot * size + offset, timezone.utc),
                 end=datetime.fromtimestamp((slot + 1) * size + offset - 1, timezone.utc),
                 value=value,
