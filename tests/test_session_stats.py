@@ -17,6 +17,7 @@ from src.experiments.registry_index import RegistryIndex, SessionHead
 from src.webui.session_stats import (
     DRAWDOWN_BARS,
     MAX_CHART_POINTS,
+    MIN_LINE_POINTS,
     chart_series,
     tally_sessions,
 )
@@ -178,6 +179,24 @@ def test_long_pnl_lines_are_thinned_keeping_the_first_and_the_final_total(
     assert (line[0].session_id, line[0].value) == ("s0000", 1.0)
     assert (line[-1].session_id, line[-1].value) == (f"s{count - 1:04d}", float(count))
     assert [p.value for p in line] == sorted(p.value for p in line)
+
+
+def test_the_pnl_chart_shares_one_point_budget_among_its_lines(tmp_path: Path) -> None:
+    currencies = ["USDT", "EUR", "USD", "BTC", "ETH", "GBP", "CHF", "JPY"]
+    heads = heads_of(
+        tmp_path,
+        *(
+            ended(f"s{i:04d}", i, metrics={"realized_pnl": 1.0, "currency": currencies[i % 8]})
+            for i in range(8 * 200)
+        ),
+    )
+
+    lines = chart_series(heads).pnl_lines
+
+    assert sorted(line.currency for line in lines) == sorted(currencies)
+    assert {len(line.points) for line in lines} == {max(MIN_LINE_POINTS, MAX_CHART_POINTS // 8)}
+    for line in lines:  # thinned, the final total is still the line's end
+        assert line.points[-1].value == 200.0
 
 
 def test_drawdown_bars_show_the_latest_sessions_oldest_first(tmp_path: Path) -> None:
