@@ -7,6 +7,7 @@ updates arrive is measured in benchmarks/ (README, "Performance").
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -223,3 +224,29 @@ def test_a_session_turns_stale_on_an_open_page_without_any_registry_change(
     }
     assert rows["bot-beating"]["stale"] is True and rows["bot-paper"]["stale"] is True
     assert rows["bot-running"]["stale"] is False  # no heartbeats: liveness unknown
+
+
+def test_a_busy_writer_gets_snapshots_as_often_as_views_can_follow(tmp_path: Path) -> None:
+    """Each snapshot costs every open view a rebuild: the interval grows with that
+    cost (half the time at most), within bounds a page still calls live."""
+    from src.experiments.registry_index import RegistryIndex
+    from src.webui.live_updates import (
+        MAX_REFRESH_SECONDS,
+        MIN_REFRESH_SECONDS,
+        refresh_interval,
+    )
+    from src.webui.session_query import build_seconds, cached_view
+
+    for n in range(3):
+        register_live_session_run(make_session(f"s{n}"), tmp_path)
+    index = RegistryIndex(tmp_path)
+    index.reconcile()
+    snapshot = index.snapshot()
+    assert build_seconds(snapshot) == 0.0
+    cached_view(snapshot, ("slow",), lambda: time.sleep(0.2) or "view")  # costs 0.2 s
+    cached_view(snapshot, ("slow",), lambda: pytest.fail("built twice"))
+    assert 0.2 <= build_seconds(snapshot) < 1.0
+
+    assert refresh_interval(0.0) == MIN_REFRESH_SECONDS
+    assert refresh_interval(0.4) == 0.8
+    assert refresh_interval(30.0) == MAX_REFRESH_SECONDS

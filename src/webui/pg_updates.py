@@ -25,7 +25,8 @@ from src.experiments.pg_registry import (
     SchemaMismatch,
 )
 from src.experiments.shipper import Backoff
-from src.webui.live_updates import MIN_REFRESH_SECONDS, LiveUpdates
+from src.webui.live_updates import LiveUpdates, refresh_interval
+from src.webui.session_query import build_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,13 @@ async def _follow(
             await conn.execute("SELECT 1")  # a dead server shows here, not never
             continue
         started = time.monotonic()
+        cost = build_seconds(index.snapshot())
         payloads += [note.payload async for note in conn.notifies(timeout=GATHER_SECONDS)]
         changes = await asyncio.to_thread(index.apply_notifications, payloads)
         if changes:
             updates.publish(changes)
         # Like the file watch: at most one new snapshot per interval under a storm.
-        await asyncio.sleep(MIN_REFRESH_SECONDS - (time.monotonic() - started))
+        await asyncio.sleep(refresh_interval(cost) - (time.monotonic() - started))
 
 
 @contextlib.asynccontextmanager

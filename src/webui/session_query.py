@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
@@ -286,8 +287,19 @@ def cached_view(
             if found is None:
                 if len(cache) > 128:
                     cache.clear()
+                started = time.perf_counter()
                 found = cache[key] = build()
+                spent = cast(float, cache.get(_BUILD_SECONDS, 0.0))
+                cache[_BUILD_SECONDS] = spent + time.perf_counter() - started
     return cast(View, found)
+
+
+_BUILD_SECONDS = ("build_seconds",)
+
+
+def build_seconds(snapshot: IndexSnapshot) -> float:
+    """How long this snapshot's views took to build so far: what the next costs."""
+    return cast(float, snapshot.cache.get(_BUILD_SECONDS, 0.0))
 
 
 def start_times(snapshot: IndexSnapshot) -> list[float]:
