@@ -292,7 +292,8 @@ def run_load(
             if echo:
                 print(f"[{TOTAL_BUDGET - (budget_end - time.perf_counter()):5.1f} s] {name}")
 
-        server = stack.enter_context(ServerProcess(registry))
+        # A fresh copy each run: its head cache would only pile up in ~/.cache.
+        server = stack.enter_context(ServerProcess(registry, {"LIVE_TRACK_CACHE": "off"}))
         server.wait_answering(timeout=20)
         with httpx2.Client(base_url=server.url, timeout=30) as client:
             load_limit = budget_end - time.perf_counter() - RESERVE_SECONDS - 5

@@ -285,7 +285,8 @@ HTTP_ENDPOINTS = {
 def measure_http(size: int, directory: Path, plan: Plan) -> tuple[list[Row], list[str]]:
     gated = size == TARGET_SIZE
     notes: list[str] = []
-    with ServerProcess(directory) as server:
+    # The first load ever: no head cache (a cache from an earlier run would skip it).
+    with ServerProcess(directory, extra_env={"LIVE_TRACK_CACHE": "off"}) as server:
         seen = observe_loading(server)
         rss_loaded = server.rss_mib()
         with httpx2.Client(base_url=server.url, timeout=30) as client:
