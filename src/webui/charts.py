@@ -37,8 +37,10 @@ from src.webui.vocabulary import money_word
 WIDTH, HEIGHT = 420, 220
 RIGHT, TOP, BOTTOM = 14, 26, 34
 # Axis text is 11 px, on phones 14 px (live-track.css: the SVG is drawn smaller
-# there): about 8.4 px per character at 14 px, plus the gap to the plot.
-AXIS_CHAR_WIDTH = 8.4
+# there): a digit is 0.64 em (9 px at 14 px) in DejaVu Sans, the minus sign
+# 0.84 em, so a minus gets 3 px more; plus the gap to the plot.
+AXIS_CHAR_WIDTH = 9.0
+MINUS_EXTRA_WIDTH = 3.0
 AXIS_GAP = 10.0
 MIN_LEFT = 34.0
 MAX_BAR_WIDTH = 28.0
@@ -169,12 +171,16 @@ def _y_axis(
     low, high, step = scale
     values = [low + i * step for i in range(round((high - low) / step) + 1)]
     texts = [text(value, step) for value in values]
-    chart.plot_left = max(MIN_LEFT, AXIS_GAP + AXIS_CHAR_WIDTH * max(len(t) for t in texts))
+    chart.plot_left = max(MIN_LEFT, AXIS_GAP + max(map(_label_width, texts)))
     chart.y_labels = [
         AxisLabel(_y_of(value, low, high, chart), label, anchor="end")
         for value, label in zip(values, texts, strict=True)
     ]
     chart.zero_y = _y_of(0.0, low, high, chart)
+
+
+def _label_width(text: str) -> float:
+    return AXIS_CHAR_WIDTH * len(text) + MINUS_EXTRA_WIDTH * text.count("−")
 
 
 def _utc_text(moment: datetime) -> str:

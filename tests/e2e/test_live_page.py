@@ -134,7 +134,7 @@ def test_jetzt_strip_shows_what_needs_me(
     expect(running).to_contain_text("BTC/USDT")
     expect(running).to_contain_text("testnet")
     expect(running).to_contain_text("+5,00")
-    expect(running).to_contain_text("−2,50 offen")
+    expect(running).to_contain_text("−2,50 USDT offen")
     expect(running).to_contain_text("USDT")
     expect(running).to_contain_text("Heartbeat vor")
     expect(running.locator(".risk-light.risk-yellow")).to_have_count(1)
