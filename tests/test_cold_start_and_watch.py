@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -312,6 +314,25 @@ def test_a_cache_of_other_head_fields_is_ignored(
     read = count_reads(monkeypatch)
     RegistryIndex(tmp_path, persistent=True).reconcile()
     assert len(read) == 4
+
+
+def test_caches_unused_for_a_month_are_pruned_and_used_ones_kept(tmp_path: Path) -> None:
+    month_ago = time.time() - 31 * 86400
+    caches = {}
+    for name in ("deleted", "idle-but-used", "current"):
+        registry = tmp_path / name
+        register_live_session_run(make_record(1), registry)
+        RegistryIndex(registry, persistent=True).reconcile()
+        caches[name] = head_cache.cache_file(registry)
+        os.utime(caches[name], (month_ago, month_ago))
+    shutil.rmtree(tmp_path / "deleted")
+    RegistryIndex(tmp_path / "idle-but-used", persistent=True).reconcile()  # loads its cache
+
+    register_live_session_run(make_record(2), tmp_path / "current")  # a change: a new write
+    RegistryIndex(tmp_path / "current", persistent=True).reconcile()
+
+    assert not caches["deleted"].exists()
+    assert caches["idle-but-used"].exists() and caches["current"].exists()
 
 
 def test_a_read_only_cache_directory_is_skipped_silently(

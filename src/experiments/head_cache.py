@@ -13,7 +13,8 @@ which stays read-only. The file is written atomically (temp file + rename),
 versioned by the head's fields and the Python version (``marshal`` is the
 format), and ignored when it is corrupt, stale or of another version. Where it
 cannot be written (read-only file system, no home) the process simply works
-without it. ``LIVE_TRACK_CACHE=off`` disables it.
+without it. ``LIVE_TRACK_CACHE=off`` disables it. Caches nobody loaded or
+wrote for 30 days are deleted whenever a cache is written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import marshal
 import os
 import sys
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +47,7 @@ VERSION = f"heads-5-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}
 
 
 _DIGEST = 32  # the file starts with the SHA-256 of the rest
+UNUSED_DAYS = 30  # a cache nobody loaded or wrote for this long is deleted
 
 
 def cache_enabled() -> bool:
@@ -85,6 +88,8 @@ def load_heads(directory: Path) -> dict[str, SessionHead]:
             payload = handle.read()
     except OSError:
         return {}
+    with contextlib.suppress(OSError):  # in use: pruning keeps it (see prune_unused)
+        os.utime(path)
     try:
         digest, body = payload[:_DIGEST], payload[_DIGEST:]
         if hashlib.sha256(body).digest() != digest:
@@ -114,12 +119,34 @@ def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
         with open(tmp, "wb") as handle:
             handle.write(payload)
         os.replace(tmp, path)
+        prune_unused(path.parent)
     except OSError as exc:  # read-only file system, no home directory, disk full
         logger.debug("Cannot write the head cache %s: %s", path, exc)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return False
     return True
+
+
+def prune_unused(root: Path, max_age_seconds: float = UNUSED_DAYS * 86400) -> list[Path]:
+    """Delete the caches no process loaded or wrote for ``UNUSED_DAYS`` days.
+
+    Each is named by a hash of its registry's path, so the caches of deleted or
+    renamed registries (one per day's directory, a benchmark's temporary copy)
+    would otherwise pile up, 26 MB each at 100,000 sessions. A cache pruned
+    while its registry still exists is simply rebuilt by the next cold start.
+    """
+    cutoff = time.time() - max_age_seconds
+    pruned = []
+    with contextlib.suppress(OSError), os.scandir(root) as entries:
+        for entry in entries:
+            if not (entry.name.startswith("registry-") and entry.name.endswith(".heads")):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    pruned.append(Path(entry.path))
+    return pruned
 
 
 # --- Columns ------------------------------------------------------------------
