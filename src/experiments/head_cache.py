@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from src.experiments.registry_files import FileStamp
-from src.experiments.session_head import SessionHead
+from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
 
 logger = logging.getLogger(__name__)
 
@@ -153,12 +153,6 @@ def prune_unused(root: Path, max_age_seconds: float = UNUSED_DAYS * 86400) -> li
 # One list per field: marshal reads a few long lists much faster than 100,000
 # tuples, and every conversion below runs in C (map, zip), not per head in Python.
 
-_TIME_FIELDS = frozenset(
-    name for name, kind in SessionHead.__annotations__.items() if "datetime" in str(kind)
-)
-_SHARED_TEXT = frozenset(
-    {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name", "host"}
-)
 _new_head = functools.partial(tuple.__new__, SessionHead)
 _new_stamp = functools.partial(tuple.__new__, FileStamp)
 # Marks in a time column's mask: no time, its own text, the same time as finished_at.
@@ -174,7 +168,7 @@ def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
             columns["stamp.0"] = [v[0] for v in values]
             columns["stamp.1"] = [v[1] for v in values]
             continue
-        if name in _TIME_FIELDS:  # which rows have one, then their ISO texts
+        if name in TIME_FIELDS:  # which rows have one, then their ISO texts
             same = finished if name == "updated_at" else [None] * len(values)
             mask = bytes(_mark(v, f) for v, f in zip(values, same, strict=True))
             values = [
@@ -199,10 +193,10 @@ def _from_columns(columns: dict[str, Any]) -> list[SessionHead]:
             fields.append(map(_new_stamp, zip(columns["stamp.0"], columns["stamp.1"], strict=True)))
         elif name == "finished_at":
             fields.append(finished)
-        elif name in _TIME_FIELDS:
+        elif name in TIME_FIELDS:
             mask, texts = columns[name]
             fields.append(_times(mask, texts, finished))
-        elif name in _SHARED_TEXT:
+        elif name in SHARED_TEXT:
             fields.append(map(sys.intern, columns[name]))
         else:
             fields.append(columns[name])

@@ -89,7 +89,8 @@ order_key: Callable[[SessionHead], tuple[float, str]] = operator.attrgetter("act
 def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
     """The one place a head is made from a record."""
     metrics, config = record.metrics, record.config
-    activity = record.finished_at or record.started_at
+    started = utc_instant(record.started_at).timestamp()
+    ended = record.finished_at
     pnl = metrics.get("realized_pnl")
     # A finished writer's last heartbeat is usually its end: hold that time once.
     updated_at = record.updated_at
@@ -117,8 +118,8 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         currency=sys.intern(session_currency(record.symbol, metrics, config)),
         strategy_name=sys.intern(_text(config.get("strategy_name"))),
         risk=risk_level(metrics),
-        activity=utc_instant(activity).timestamp(),
-        started=utc_instant(record.started_at).timestamp(),
+        activity=started if ended is None else utc_instant(ended).timestamp(),
+        started=started,
     )
 
 
@@ -214,13 +215,14 @@ def _stamp_of(path: str) -> FileStamp:
 # --- The wire format between processes -----------------------------------------
 # Heads travel as plain tuples of str, int, float and None, which marshal
 # handles several times faster than pickle handles NamedTuples of datetimes.
-# Timestamps go as ISO strings, which fromisoformat reads back exactly.
+# Timestamps go as ISO strings, which fromisoformat reads back exactly. The
+# head cache stores them the same way and shares these field sets.
 
 Wire = tuple[Any, ...]
-_TIME_FIELDS = frozenset(
+TIME_FIELDS = frozenset(
     name for name, kind in SessionHead.__annotations__.items() if "datetime" in str(kind)
 )
-_SHARED_TEXT = frozenset(
+SHARED_TEXT = frozenset(
     {"run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name", "host"}
 )
 
@@ -257,8 +259,8 @@ def from_wire(item: Wire) -> HeadOrSkip:
     return stamp, SessionHead._make(values)
 
 
-_TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _TIME_FIELDS)
-_TEXT_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in _SHARED_TEXT)
+_TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in TIME_FIELDS)
+_TEXT_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in SHARED_TEXT)
 _STAMP_POSITION = SessionHead._fields.index("stamp")
 _UPDATED_POSITION = SessionHead._fields.index("updated_at")
 _FINISHED_POSITION = SessionHead._fields.index("finished_at")

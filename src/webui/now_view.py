@@ -19,7 +19,13 @@ from pydantic import BaseModel
 from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_index import IndexSnapshot
 from src.experiments.session_head import SessionHead
-from src.webui.session_query import RecordTime, cached_view, head_status, is_stale
+from src.webui.session_query import (
+    START_SECONDS,
+    RecordTime,
+    cached_view,
+    head_status,
+    is_stale,
+)
 from src.webui.vocabulary import SessionStatus
 
 PROBLEM_WINDOW = timedelta(hours=24)
@@ -100,7 +106,7 @@ def running_heads(snapshot: IndexSnapshot) -> tuple[SessionHead, ...]:
 
     def build() -> tuple[SessionHead, ...]:
         found = [head for head in snapshot.sessions if head_status(head) == "started"]
-        found.sort(key=lambda head: utc_instant(head.started_at), reverse=True)
+        found.sort(key=START_SECONDS, reverse=True)
         return tuple(found)
 
     return cached_view(snapshot, ("running",), build)

@@ -306,7 +306,7 @@ def start_times(snapshot: IndexSnapshot) -> list[float]:
     """Every session's start (UTC seconds), sorted: time bounds bisect it."""
 
     def build() -> list[float]:
-        return sorted(map(_STARTED, snapshot.sessions))
+        return sorted(map(START_SECONDS, snapshot.sessions))
 
     return cached_view(snapshot, ("start_times",), build)
 
@@ -330,10 +330,10 @@ def filter_sessions(
     return cached_view(snapshot, key, build)
 
 
-_STARTED: Callable[[SessionHead], float] = attrgetter("started")
+START_SECONDS: Callable[[SessionHead], float] = attrgetter("started")
 
 _SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
-    "started": lambda h: utc_instant(h.started_at),
+    "started": START_SECONDS,
     "ended": lambda h: utc_instant(h.finished_at) if h.finished_at else None,
     "pnl": lambda h: h.realized_pnl,
     "drawdown": lambda h: h.max_drawdown,
