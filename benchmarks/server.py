@@ -14,10 +14,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import httpx2
 
@@ -159,6 +159,49 @@ def wait_loaded(client: httpx2.Client, timeout: float) -> float:
     raise RuntimeError(f"index not loaded within {timeout} s")
 
 
+class EventStreamRefused(RuntimeError):
+    """The server answered the event stream request with something else."""
+
+
+def open_event_stream(port: int, timeout: float) -> tuple[socket.socket, IO[bytes]]:
+    """Ask for /api/live_sessions/events as a browser tab does; the socket and its
+    reader, positioned at the stream's first chunk."""
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        request = f"GET /api/live_sessions/events HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
+        sock.sendall(request.encode())
+        reader = sock.makefile("rb")
+        status = reader.readline().decode(errors="replace")
+        headers = []
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            headers.append(line.decode().lower())
+        if " 200 " not in status or not any("text/event-stream" in h for h in headers):
+            raise EventStreamRefused(f"event stream refused: {status.strip()}")
+    except BaseException:
+        sock.close()
+        raise
+    sock.settimeout(None)  # keep-alives come every 15 s; closing wakes the reader
+    return sock, reader
+
+
+def stream_events(reader: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    """The named events of a chunked text/event-stream body, as they arrive."""
+    buffer = b""
+    while size_line := reader.readline():  # chunked transfer encoding
+        size = int(size_line.strip() or b"0", 16)
+        if size == 0:
+            return
+        buffer += reader.read(size)
+        reader.readline()
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            fields = dict(
+                line.split(": ", 1) for line in block.decode().splitlines() if ": " in line
+            )
+            if "event" in fields:
+                yield fields["event"], json.loads(fields["data"])
+
+
 class EventStream:
     """One open tab: reads /api/live_sessions/events over a raw socket in a thread."""
 
@@ -167,42 +210,18 @@ class EventStream:
         self.error: str | None = None
         self.ended = False
         self._hello: queue.Queue[bool] = queue.Queue()
-        self._sock = socket.create_connection((HOST, port), timeout=timeout)
-        request = f"GET /api/live_sessions/events HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
-        self._sock.sendall(request.encode())
-        self._file = self._sock.makefile("rb")
-        status = self._file.readline().decode(errors="replace")
-        headers = []
-        while (line := self._file.readline()) not in (b"\r\n", b""):
-            headers.append(line.decode().lower())
-        if " 200 " not in status or not any("text/event-stream" in h for h in headers):
-            raise RuntimeError(f"event stream refused: {status.strip()}")
-        self._sock.settimeout(None)  # keep-alives come every 15 s; closing wakes the reader
+        self._sock, self._file = open_event_stream(port, timeout)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         if not self._hello.get(timeout=timeout):
             raise RuntimeError(f"no hello on the event stream: {self.error}")
 
     def _read(self) -> None:
-        buffer = b""
         try:
-            while size_line := self._file.readline():  # chunked transfer encoding
-                size = int(size_line.strip() or b"0", 16)
-                if size == 0:
-                    break
-                buffer += self._file.read(size)
-                self._file.readline()
-                while b"\n\n" in buffer:
-                    block, buffer = buffer.split(b"\n\n", 1)
-                    fields = dict(
-                        line.split(": ", 1) for line in block.decode().splitlines() if ": " in line
-                    )
-                    if "event" in fields:
-                        self.events.append(
-                            (time.perf_counter(), fields["event"], json.loads(fields["data"]))
-                        )
-                        if fields["event"] == "hello":
-                            self._hello.put(True)
+            for name, data in stream_events(self._file):
+                self.events.append((time.perf_counter(), name, data))
+                if name == "hello":
+                    self._hello.put(True)
         except (OSError, ValueError) as exc:
             if not self.ended:
                 self.error = f"{type(exc).__name__}: {exc}"

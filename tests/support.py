@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 
+from benchmarks.server import EventStreamRefused, open_event_stream, stream_events
 from src.experiments.live_session_record import LiveSessionRecord
 from src.experiments.registry_files import REGISTRY_DIR_ENV
 
@@ -272,39 +273,18 @@ class EventStream:
         self.seen: list[tuple[str, dict[str, Any]]] = []
         self.error: str | None = None
         self._closed = False
-        self._sock = socket.create_connection((HOST, port), timeout=timeout)
-        request = f"GET /api/live_sessions/events HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
-        self._sock.sendall(request.encode())
-        self._file = self._sock.makefile("rb")
-        status = self._file.readline().decode(errors="replace")
-        headers = []
-        while (line := self._file.readline()) not in (b"\r\n", b""):
-            headers.append(line.decode().lower())
-        if " 200 " not in status or not any("text/event-stream" in h for h in headers):
-            self.close()
-            raise AssertionError(f"event stream refused: {status.strip()}")
-        self._sock.settimeout(None)  # keep-alives come every 15 s; closing wakes the reader
+        try:
+            self._sock, self._file = open_event_stream(port, timeout)
+        except EventStreamRefused as exc:
+            raise AssertionError(str(exc)) from None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        buffer = b""
         try:
-            while size_line := self._file.readline():  # chunked transfer encoding
-                size = int(size_line.strip() or b"0", 16)
-                if size == 0:
-                    break
-                buffer += self._file.read(size)
-                self._file.readline()
-                while b"\n\n" in buffer:
-                    block, buffer = buffer.split(b"\n\n", 1)
-                    fields = dict(
-                        line.split(": ", 1) for line in block.decode().splitlines() if ": " in line
-                    )
-                    if "event" in fields:
-                        event = (fields["event"], json.loads(fields["data"]))
-                        self.seen.append(event)
-                        self.events.put(event)
+            for event in stream_events(self._file):
+                self.seen.append(event)
+                self.events.put(event)
         except (OSError, ValueError) as exc:
             if not self._closed:
                 self.error = f"{type(exc).__name__}: {exc}"
