@@ -69,6 +69,18 @@ def tree_rss_kib(pid: int) -> int:
     return sum(rss_kib(p) or 0 for p in [pid, *child_pids(pid)])
 
 
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """End a child politely (SIGTERM, as a service manager does), by force after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class ServerProcess:
     """``python -m uvicorn src.webui.app:app`` over one registry, one worker, loopback only."""
 
@@ -137,13 +149,7 @@ class ServerProcess:
         return float("nan") if kib is None else kib / 1024
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        terminate(self.process)
         self._log.close()
         self._log_dir.cleanup()
 

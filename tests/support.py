@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx2
 
-from benchmarks.server import EventStreamRefused, open_event_stream, stream_events
+from benchmarks.server import EventStreamRefused, open_event_stream, stream_events, terminate
 from src.experiments.live_session_record import LiveSessionRecord
 from src.experiments.registry_files import REGISTRY_DIR_ENV
 
@@ -250,13 +250,7 @@ class LiveServer:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        terminate(self.process)
 
     def __enter__(self) -> LiveServer:
         return self.start() if self.process is None else self
