@@ -81,3 +81,17 @@ def assert_abbreviates(shown: str, full_id: str) -> None:
         assert found >= 0, (shown, full_id)
         position = found + len(piece)
     assert sum(len(piece) for piece in pieces) >= 10, f"too little of the id is left: {shown!r}"
+
+
+def chart_text_outside(page: Page) -> list[str]:
+    """The chart texts (axis labels, legends) that stick out of their SVG's box."""
+    outside: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('.chart svg')].flatMap(svg => {
+            const box = svg.viewBox.baseVal;
+            return [...svg.querySelectorAll('text')].filter(t => {
+                const b = t.getBBox();
+                return b.x < -0.5 || b.x + b.width > box.width + 0.5;
+            }).map(t => t.textContent);
+        })"""
+    )
+    return outside

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from src.experiments.live_session_registry import register_live_session_run
-from tests.e2e._support import TRADER_CONTEXT, PageProblems
+from tests.e2e._support import TRADER_CONTEXT, PageProblems, chart_text_outside
 from tests.support import LiveServer, make_session, utc_now
 
 pytestmark = pytest.mark.browser
@@ -212,15 +212,7 @@ def test_phone_money_and_group_tables_stay_on_the_screen(
         sizes = _rendered_chart_text_px(page)
         assert sizes and min(sizes) >= 11, f"chart text too small: {min(sizes):.1f}px"
         # The bigger phone text still fits its chart: no axis label cut at the edge.
-        outside = page.evaluate(
-            """() => [...document.querySelectorAll('.chart svg')].flatMap(svg => {
-                const box = svg.viewBox.baseVal;
-                return [...svg.querySelectorAll('text')].filter(t => {
-                    const b = t.getBBox();
-                    return b.x < -0.5 || b.x + b.width > box.width + 0.5;
-                }).map(t => t.textContent);
-            })"""
-        )
+        outside = chart_text_outside(page)
         assert outside == [], f"chart text cut off on the phone: {outside}"
         assert problems.console_errors == [] and problems.page_errors == []
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from benchmarks.generate import write_registry
-from tests.e2e._support import TRADER_CONTEXT, PageProblems
+from tests.e2e._support import TRADER_CONTEXT, PageProblems, chart_text_outside
 from tests.support import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -32,15 +32,7 @@ def _nothing_clipped(page: Page) -> None:
             .filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.textContent)"""
     )
     assert cut == [], f"cut off: {cut}"
-    outside = page.evaluate(
-        """() => [...document.querySelectorAll('.chart svg')].flatMap(svg => {
-            const box = svg.viewBox.baseVal;
-            return [...svg.querySelectorAll('text')].filter(t => {
-                const b = t.getBBox();
-                return b.x < -0.5 || b.x + b.width > box.width + 0.5;
-            }).map(t => t.textContent);
-        })"""
-    )
+    outside = chart_text_outside(page)
     assert outside == [], f"outside the chart: {outside}"
 
 
