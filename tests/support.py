@@ -308,3 +308,24 @@ class EventStream:
             self._thread.join(timeout=5)
         self._file.close()
         self._sock.close()
+
+
+def http_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], client: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """An ASGI HTTP scope as uvicorn builds it, for tests that speak ASGI directly
+    (a body that dribbles in, a stream that never ends: TestClient waits those out)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": (client, 5000),
+        "server": ("127.0.0.1", 8000),
+    }

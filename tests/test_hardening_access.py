@@ -23,7 +23,7 @@ from src.experiments.live_session_registry import register_live_session_run
 from src.webui import auth
 from src.webui.app import create_app
 from src.webui.settings import Settings
-from tests.support import LiveServer, live_track_serve, make_session, settings_env
+from tests.support import LiveServer, http_scope, live_track_serve, make_session, settings_env
 
 TOKEN = "s3cret-token-for-tests"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -183,24 +183,12 @@ async def slow_login(app: Any, release: asyncio.Event, token: str) -> int:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/login",
-        "raw_path": b"/login",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("10.0.0.20", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = http_scope("POST", "/login", headers, client="10.0.0.20")
     await app(scope, receive, send)
     return status
 

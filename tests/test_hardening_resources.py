@@ -27,6 +27,7 @@ from src.webui.settings import Settings
 from tests.support import (
     EventStream,
     LiveServer,
+    http_scope,
     live_track_serve,
     make_session,
     settings_env,
@@ -63,20 +64,7 @@ async def post_login(app: Any, total: int, declare_length: bool) -> tuple[int, i
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/x-www-form-urlencoded")]
     if declare_length:
         headers.append((b"content-length", str(total).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/login",
-        "raw_path": b"/login",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("POST", "/login", headers)
     await asyncio.wait_for(app(scope, receive, send), 30)
     return status, consumed
 

@@ -27,7 +27,7 @@ from src.webui.session_urls import (
     session_ref,
 )
 from src.webui.settings import Settings
-from tests.support import make_session
+from tests.support import http_scope, make_session
 
 IDS = ("stats", "events", "~stats", "~", "live_sessions.csv", "desk/bot 1", "plain")
 
@@ -74,21 +74,7 @@ async def open_and_leave(app: Any, path: str) -> tuple[dict[str, Any], bytes]:
     TestClient waits for a response to end before it returns, so it cannot read
     an event stream; this speaks ASGI directly.
     """
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "app": app,
-    }
+    scope = {**http_scope("GET", path, [(b"host", b"127.0.0.1")]), "app": app}
     messages: list[dict[str, Any]] = []
     got_chunk = anyio.Event()
 
