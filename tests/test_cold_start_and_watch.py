@@ -8,12 +8,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from src.experiments.registry_files import PendingListing, list_registry
 from src.experiments.registry_index import RegistryIndex
 from src.webui import live_track
 from src.webui.session_query import SessionQuery, filter_sessions
-from tests.support import original_record, write_like_original
+from tests.support import original_record, wait_until, write_like_original
 
 BASE = datetime(2026, 1, 1)
 
@@ -251,6 +252,72 @@ def test_a_prefetched_listing_serves_the_next_cold_start(
     assert index.snapshot().sessions == _uncached_sessions(registry)
 
 
+class _ListedEarlier:
+    """A prefetched listing that was taken before the registry last changed."""
+
+    def __init__(self, listing: dict[str, Any]) -> None:
+        self.listing = listing
+
+    def result(self) -> dict[str, Any]:
+        return self.listing
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_a_server_shows_what_changed_after_its_early_listing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    large_cold_start: None,
+    app_client: Callable[..., TestClient],
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 12)
+    RegistryIndex(registry, persistent=True).reconcile()  # the last server's cache
+    # Importing src.webui.app starts the listing; the session ends before the
+    # server watches the directory, so no file event will ever tell of it.
+    early = _ListedEarlier(list_registry(registry))
+    monkeypatch.setitem(registry_index._prefetched, os.path.abspath(registry), early)
+    data = json.loads(paths[3].read_text())
+    assert data["status"] == "started"
+    data["status"], data["finished_at"] = "failed", "2026-11-02T03:00:00"
+    paths[3].write_text(json.dumps(data))  # in place, as the original writers do
+
+    client = app_client(registry, reconcile_seconds=3600, watch=True)
+
+    def status() -> str:
+        return str(client.get(f"/api/live_sessions/{data['session_id']}").json()["status"])
+
+    wait_until(lambda: status() == "failed", timeout=15, what="the ended session shows as failed")
+    assert os.path.abspath(registry) not in registry_index._prefetched  # it was used
+
+
+def test_a_later_full_pass_over_a_large_registry_lists_in_a_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 12)
+    monkeypatch.setattr(registry_index, "HELPER_LISTING_FILES", 10)
+    index = RegistryIndex(registry)
+    index.reconcile()
+    data = json.loads(paths[4].read_text())
+    data["status"], data["finished_at"] = "completed", "2026-11-03T00:00:00"
+    paths[4].write_text(json.dumps(data))
+    paths[5].unlink()
+    helpers: list[Path] = []
+    real_init = PendingListing.__init__
+
+    def spy(self: PendingListing, directory: Path) -> None:
+        helpers.append(directory)
+        real_init(self, directory)
+
+    monkeypatch.setattr(PendingListing, "__init__", spy)
+    changes = index.reconcile()
+    assert helpers == [registry]
+    assert len(changes) == 2
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
 def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     original_registry(registry, 5)
@@ -265,6 +332,13 @@ def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path
     assert PendingListing(registry).result() == expected
     missing = tmp_path / "missing"
     assert PendingListing(missing).result() == {} == list_registry(missing)
+
+
+def test_a_cancelled_listing_helper_leaves_the_listing_to_this_process(tmp_path: Path) -> None:
+    original_registry(tmp_path, 5)
+    pending = PendingListing(tmp_path)
+    pending.cancel()  # what happens at exit to a prefetched listing nobody asked for
+    assert pending.result() == list_registry(tmp_path)
 
 
 def test_without_a_helper_process_this_process_lists(

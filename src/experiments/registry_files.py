@@ -306,6 +306,13 @@ class PendingListing:
                 stderr=subprocess.DEVNULL,
             )
 
+    def cancel(self) -> None:
+        """Stop a helper whose listing nobody will ask for (it would block on a full pipe)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.communicate()
+
     def result(self) -> Listing:
         process, self._process = self._process, None
         if process is not None:

@@ -8,6 +8,7 @@ one and swaps it in, so a request never sees a half-updated index.
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import contextlib
 import ctypes
@@ -179,10 +180,9 @@ class RegistryIndex:
         # On the first load every file is new, and reading it gives its stamp.
         started = time.monotonic()
         first = not self._stamps and not self._loaded.is_set()
-        # A large cold start lists in a helper process while this one decodes the cache.
         pending = None
-        if first and self._persistent and _lists_in_helper(self.directory):
-            pending = _prefetched.pop(os.path.abspath(self.directory), None)
+        if self._lists_in_helper(first):
+            pending = _prefetched.pop(os.path.abspath(self.directory), None) if first else None
             pending = pending or PendingListing(self.directory)
         cached = _CachedIndex.load(self.directory) if first and self._persistent else None
         if pending is not None:
@@ -230,6 +230,17 @@ class RegistryIndex:
         if heads is not None:  # outside the lock: the watch's refreshes need not wait
             save_heads(self.directory, heads)
         return changes
+
+    def _lists_in_helper(self, first: bool) -> bool:
+        """Whether a helper process lists (and stats) the directory on the other core.
+
+        A large cold start decodes the head cache meanwhile; a later full pass
+        over a large registry leaves this process's core to the requests (the
+        stat loop holds the GIL for a quarter second at 100,000 files).
+        """
+        if first:
+            return self._persistent and cache_bytes(self.directory) > PARALLEL_LISTING_BYTES
+        return len(self._stamps) >= HELPER_LISTING_FILES
 
     def refresh_names(self, names: Iterable[str]) -> list[SessionChange]:
         """Re-check the files a watcher reported, without listing the directory."""
@@ -468,6 +479,7 @@ class RegistryIndex:
 BULK_RESORT = 256
 # A cache of about 4,000 heads: below it a helper process costs more than it saves.
 PARALLEL_LISTING_BYTES = 1_000_000
+HELPER_LISTING_FILES = 4_000
 
 _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 
@@ -475,19 +487,23 @@ _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 _prefetched: dict[str, PendingListing] = {}
 
 
-def _lists_in_helper(directory: Path) -> bool:
-    return cache_bytes(directory) > PARALLEL_LISTING_BYTES
-
-
 def prefetch_listing(directory: Path) -> None:
-    """Start a persistent index's cold-start listing now, for a command whose
-    index comes after slow imports (``live-track sessions list``).
+    """Start a persistent index's cold-start listing now, for a process whose
+    index comes after slow imports (``live-track sessions list``, the server).
 
-    The listing is the directory as it was at this call, so only for one-shot
-    commands, whose answer comes after it anyway.
+    The listing is the directory as it was at this call: fine for a one-shot
+    command, whose answer comes after it anyway; a server reconciles once more
+    right after loading (``LiveUpdates``). Never used, it is stopped at exit.
     """
-    if _lists_in_helper(directory):
+    if cache_bytes(directory) > PARALLEL_LISTING_BYTES:
         _prefetched.setdefault(os.path.abspath(directory), PendingListing(directory))
+
+
+@atexit.register
+def _drop_prefetched() -> None:
+    for pending in _prefetched.values():
+        pending.cancel()
+    _prefetched.clear()
 
 
 def directory_problem(directory: Path, listed_before: bool) -> str | None:

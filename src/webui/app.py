@@ -6,6 +6,15 @@
 
 from __future__ import annotations
 
+# First the registry: at 100,000 sessions its cold-start listing takes a helper
+# process about as long as the web stack below takes to import, so they overlap.
+from src.experiments.registry_index import prefetch_listing
+from src.webui.settings import Settings
+
+_settings = Settings()
+if _settings.database_url is None:
+    prefetch_listing(_settings.registry_dir)
+
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +38,6 @@ from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, metrics, pages
 from src.webui.security import HostCheck, SecurityHeaders
-from src.webui.settings import Settings
 
 
 def _wants_json(request: Request) -> bool:
@@ -169,4 +177,4 @@ def _registry_index(settings: Settings) -> RegistryIndex:
     return PgRegistryIndex(settings.database_url.get_secret_value())
 
 
-app = create_app()
+app = create_app(_settings)

@@ -52,6 +52,8 @@ def refresh_interval(view_seconds: float) -> float:
 
 # Staleness moves with the clock, not with the registry: judge it this often.
 STALE_CHECK_SECONDS = 2.0
+# After the first load, the first full pass comes this soon (then every reconcile_seconds).
+FIRST_RECONCILE_SECONDS = 2.0
 # How often the watch wakes without events to check its directory is still the same.
 WATCH_CHECK_MILLISECONDS = 1000
 
@@ -212,8 +214,12 @@ class LiveUpdates:
         # to the cyclic GC, every later collection would walk them all again.
         gc.freeze()
         self.publish([])  # pages that opened while the index loaded
+        # The first pass soon: the first load's listing may predate the watch
+        # (it starts while the server imports), so a change in between is caught.
+        pause = min(FIRST_RECONCILE_SECONDS, self._reconcile_seconds)
         while True:
-            await asyncio.sleep(self._reconcile_seconds)
+            await asyncio.sleep(pause)
+            pause = self._reconcile_seconds
             try:
                 await self._refresh()
             except Exception:  # the loop must outlive any one bad pass
