@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from src.experiments import registry_files, registry_index
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
-from src.experiments.registry_files import MAX_RECORD_BYTES, FileStamp
+from src.experiments.registry_files import MAX_RECORD_BYTES, file_stamp
 from src.experiments.registry_index import RegistryIndex
 from src.webui.app import create_app
 from src.webui.settings import Settings
@@ -107,7 +107,7 @@ def test_file_deleted_between_listing_and_reading(
 
     def listing_with_ghost(directory: Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
         found = real_listing(directory, *args, **kwargs)
-        found["ghost.json"] = FileStamp(100, 1)  # listed, then deleted before the read
+        found["ghost.json"] = file_stamp(100, 1)  # listed, then deleted before the read
         return found
 
     index = RegistryIndex(tmp_path)

@@ -25,7 +25,7 @@ from src.experiments.live_session_record import (
     parse_head_record,
     utc_instant,
 )
-from src.experiments.registry_files import FileStamp, SkippedFile, read_file
+from src.experiments.registry_files import FileStamp, SkippedFile, file_stamp, read_file
 
 # Decimals an amount in this currency needs (a BTC PnL of 0.0019 is not 0.00).
 CURRENCY_DECIMALS = {"BTC": 6, "XBT": 6, "ETH": 5}
@@ -176,10 +176,10 @@ def _text(value: object) -> str:
 
 
 # Stamp for a file that could not even be stat'ed: differs from any real one.
-UNREADABLE = FileStamp(-1, -1)
+UNREADABLE = file_stamp(-1, -1)
 # Stamp for a file whose read the OS refused: differs from every listing, so
 # every reconciliation reads it again (a parse error waits for a change).
-RETRY = FileStamp(-2, -2)
+RETRY = file_stamp(-2, -2)
 
 HeadOrSkip = tuple[FileStamp, "SessionHead | SkippedFile"]
 
@@ -197,7 +197,10 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
             content, stamp = read_file(path)
             record = parse_head_record(content)
         except InvalidRecord as exc:
-            seen = RETRY if isinstance(exc, UnreadableFile) else listed or _stamp_of(path)
+            if isinstance(exc, UnreadableFile):
+                seen = RETRY
+            else:
+                seen = listed if listed is not None else _stamp_of(path)
             results.append((seen, SkippedFile(name, str(exc))))
         else:
             results.append((stamp, head_from_record(name, stamp, record)))
@@ -209,7 +212,7 @@ def _stamp_of(path: str) -> FileStamp:
         info = os.lstat(path)
     except OSError:
         return UNREADABLE
-    return FileStamp(info.st_size, info.st_mtime_ns)
+    return file_stamp(info.st_size, info.st_mtime_ns)
 
 
 # --- The wire format between processes -----------------------------------------
@@ -229,19 +232,18 @@ SHARED_TEXT = frozenset(
 
 def to_wire(stamp: FileStamp, head: SessionHead | SkippedFile) -> Wire:
     if isinstance(head, SkippedFile):
-        return (tuple(stamp), head.name, head.reason)
+        return (stamp, head.name, head.reason)
     values: list[Any] = list(head)
     for position in _TIME_POSITIONS:
         value = values[position]
         if value is not None:
             values[position] = value.isoformat()
-    values[_STAMP_POSITION] = tuple(stamp)  # marshal takes plain tuples only
     return tuple(values)
 
 
 def from_wire(item: Wire) -> HeadOrSkip:
     if len(item) == 3:
-        return FileStamp(*item[0]), SkippedFile(item[1], item[2])
+        return item[0], SkippedFile(item[1], item[2])
     # Positional, field by field only where needed: 100,000 heads come from
     # the cache on every cold start, so this is on the hot path.
     if len(item) != len(SessionHead._fields):
@@ -255,8 +257,7 @@ def from_wire(item: Wire) -> HeadOrSkip:
         values[_UPDATED_POSITION] = values[_FINISHED_POSITION]  # one object, as in head_from_record
     for position in _TEXT_POSITIONS:
         values[position] = sys.intern(values[position])
-    values[_STAMP_POSITION] = stamp = FileStamp._make(values[_STAMP_POSITION])
-    return stamp, SessionHead._make(values)
+    return item[_STAMP_POSITION], SessionHead._make(values)
 
 
 _TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in TIME_FIELDS)
