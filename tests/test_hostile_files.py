@@ -153,6 +153,37 @@ def test_permission_denied_is_skipped(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "secret.json" in html and "cannot open: Permission denied" in html
 
 
+def test_a_broken_file_waits_for_a_change_and_a_refused_one_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good(tmp_path, 7)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    (tmp_path / "secret.json").write_text("{}")
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, flags: int, *args: Any) -> int:
+        opened.append(os.path.basename(path))
+        if str(path).endswith("secret.json"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(registry_files.os, "open", counting_open)
+    index = RegistryIndex(tmp_path)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            index.reconcile()
+    assert (opened.count("broken.json"), opened.count("secret.json")) == (1, 3)
+    warned = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
+    assert len(warned) == 2  # one per file, however often it is retried
+    broken.write_text("{ ")  # changed: read again
+    index.reconcile()
+    assert opened.count("broken.json") == 2
+    assert [s.name for s in index.snapshot().skipped] == ["broken.json", "secret.json"]
+    assert [h.session_id for h in index.snapshot().sessions] == ["good_7"]
+
+
 def test_hundred_thousand_junk_files_beside_real_ones(tmp_path: Path) -> None:
     for n in range(10):
         good(tmp_path, n)
