@@ -153,6 +153,10 @@ def prune_unused(root: Path, max_age_seconds: float = UNUSED_DAYS * 86400) -> li
 # tuples, and every conversion below runs in C (map, zip), not per head in Python.
 
 _new_head = functools.partial(tuple.__new__, SessionHead)
+# Texts many heads repeat (error messages), unlike names and ids. Equal texts
+# are saved as one object, which marshal writes once and loads as one object,
+# so a new process holds each once instead of once per head.
+_REPEATED_TEXT = frozenset({"error", "report_path"})
 # Marks in a time column's mask: no time, its own text, the same time as finished_at.
 _NO_TIME, _OWN_TIME, _AS_FINISHED = 0, 1, 2
 
@@ -169,6 +173,9 @@ def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
                 mask,
                 [v.isoformat() for v, m in zip(values, mask, strict=True) if m == _OWN_TIME],
             ]
+        elif name in _REPEATED_TEXT:  # each text once: marshal then writes (and loads) one
+            shared: dict[str | None, str | None] = {}
+            values = list(map(shared.setdefault, values, values))
         columns[name] = values
     return columns
 

@@ -86,8 +86,15 @@ class SessionHead(NamedTuple):
 order_key: Callable[[SessionHead], tuple[float, str]] = operator.attrgetter("activity", "file_name")
 
 
-def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
-    """The one place a head is made from a record."""
+def head_from_record(
+    name: str, stamp: FileStamp, record: LiveSessionRecord, texts: dict[str, str] | None = None
+) -> SessionHead:
+    """The one place a head is made from a record.
+
+    ``texts``: equal error and report texts seen so far, to share one object
+    each (a few dozen error texts repeat across thousands of failed sessions).
+    The caller owns it, one per batch of heads, so it never outlives them.
+    """
     metrics, config = record.metrics, record.config
     started = utc_instant(record.started_at).timestamp()
     ended = record.finished_at
@@ -113,8 +120,8 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         unrealized_pnl=_shared_zero(metric_number(metrics.get("unrealized_pnl"))),
         max_drawdown=metric_number(metrics.get("max_drawdown")),
         num_orders=_order_count(metrics),
-        report_path=_report_path(metrics, config),
-        error=record.error,
+        report_path=_shared(_report_path(metrics, config), texts),
+        error=_shared(record.error, texts),
         currency=sys.intern(session_currency(record.symbol, metrics, config)),
         strategy_name=sys.intern(_text(config.get("strategy_name"))),
         risk=risk_level(metrics),
@@ -124,6 +131,12 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
 
 
 _ZERO = 0.0
+
+
+def _shared(text: str | None, texts: dict[str, str] | None) -> str | None:
+    if text is None or texts is None:
+        return text
+    return texts.setdefault(text, text)
 
 
 def _shared_zero(value: float | None) -> float | None:
@@ -191,6 +204,7 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
     rewritten while it was read is simply read again at the next check.
     """
     results: list[HeadOrSkip] = []
+    texts: dict[str, str] = {}  # shared within the batch; marshal keeps that on the wire
     for name, listed in items:
         path = os.path.join(directory, name)
         try:
@@ -203,7 +217,7 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
                 seen = listed if listed is not None else _stamp_of(path)
             results.append((seen, SkippedFile(name, str(exc))))
         else:
-            results.append((stamp, head_from_record(name, stamp, record)))
+            results.append((stamp, head_from_record(name, stamp, record, texts)))
     return results
 
 
