@@ -22,8 +22,9 @@ from benchmarks.reference import scan_registry
 from src.experiments import head_cache, registry_index
 from src.experiments.live_session_record import utc_instant
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
-from src.experiments.registry_files import PendingListing, list_registry
+from src.experiments.registry_files import PendingListing, file_stamp, list_registry
 from src.experiments.registry_index import RegistryIndex
+from src.experiments.session_head import head_from_record
 from src.webui import live_track
 from src.webui.session_query import SessionQuery, filter_sessions
 from tests.support import original_record, wait_until, write_like_original
@@ -214,6 +215,39 @@ def test_an_unchanged_registry_comes_whole_from_the_cache(
     assert index.snapshot().by_id == uncached.snapshot().by_id
     assert index.snapshot().conflicts == uncached.snapshot().conflicts != {}
     assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+
+
+def test_equal_error_texts_are_held_once_read_or_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = ["KillSwitch: drawdown guard tripped", "SystemExit: exit code 1"]
+    for n in range(12):
+        record = make_record(n, status="failed", error=texts[n % 2] if n % 3 else None)
+        register_live_session_run(record, tmp_path)
+    first = RegistryIndex(tmp_path, persistent=True)
+    first.reconcile()
+    read = count_reads(monkeypatch)
+    cached = RegistryIndex(tmp_path, persistent=True)  # the next process
+    cached.reconcile()
+    assert read == []
+    for index in (first, cached):
+        errors = [h.error for h in index.snapshot().sessions if h.error is not None]
+        assert sorted(set(errors)) == texts and len(errors) == 8
+        assert len({id(error) for error in errors}) == 2  # one object per text
+    assert cached.snapshot().sessions == first.snapshot().sessions
+
+
+def test_the_cache_holds_each_error_text_once_whoever_read_the_heads(tmp_path: Path) -> None:
+    text = "RiskLimitBreached: daily loss limit reached"
+    heads = [  # read in different batches: equal texts, separate objects
+        head_from_record(f"f{n}.json", file_stamp(n, n), make_record(n, error=text[:-1] + "d"))
+        for n in range(5)
+    ]
+    assert len({id(head.error) for head in heads}) == 5
+    head_cache.save_heads(tmp_path, heads)
+    loaded = head_cache.load_heads(tmp_path)
+    assert list(loaded.values()) == heads
+    assert len({id(head.error) for head in loaded.values()}) == 1
 
 
 def test_a_large_cold_start_reads_what_changed_and_keeps_the_rest(

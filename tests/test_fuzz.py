@@ -38,7 +38,7 @@ from src.experiments.live_session_record import (
     parse_record,
 )
 from src.experiments.live_session_registry import register_live_session_run
-from src.experiments.registry_files import FileStamp, record_json
+from src.experiments.registry_files import file_stamp, record_json
 from src.experiments.session_head import head_from_record
 from src.webui.app import create_app
 from src.webui.live_track import (
@@ -324,7 +324,7 @@ def read_bytes(content: bytes) -> LiveSessionRecord | None:
 
 def check_viewable(record: LiveSessionRecord) -> LiveSessionSummary:
     """Everything the dashboard does with an accepted record must work."""
-    head = head_from_record("20241208T120000_x_y.json", FileStamp(1, 2), record)
+    head = head_from_record("20241208T120000_x_y.json", file_stamp(1, 2), record)
     summary = summarize(head, SessionRules())
     assert summary.status in SESSION_STATUSES
     for number in (summary.realized_pnl, summary.max_drawdown):
@@ -443,7 +443,7 @@ def same_head_either_way(content: bytes) -> None:
         except InvalidRecord as exc:
             outcomes.append(f"skipped: {exc}")
         else:
-            outcomes.append(head_from_record("f.json", FileStamp(1, 1), record))
+            outcomes.append(head_from_record("f.json", file_stamp(1, 1), record))
     assert outcomes[0] == outcomes[1]
 
 

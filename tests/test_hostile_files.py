@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from src.experiments import registry_files, registry_index
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
-from src.experiments.registry_files import MAX_RECORD_BYTES, FileStamp
+from src.experiments.registry_files import MAX_RECORD_BYTES, file_stamp
 from src.experiments.registry_index import RegistryIndex
 from src.webui.app import create_app
 from src.webui.settings import Settings
@@ -107,7 +107,7 @@ def test_file_deleted_between_listing_and_reading(
 
     def listing_with_ghost(directory: Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
         found = real_listing(directory, *args, **kwargs)
-        found["ghost.json"] = FileStamp(100, 1)  # listed, then deleted before the read
+        found["ghost.json"] = file_stamp(100, 1)  # listed, then deleted before the read
         return found
 
     index = RegistryIndex(tmp_path)
@@ -151,6 +151,37 @@ def test_permission_denied_is_skipped(tmp_path: Path, monkeypatch: pytest.Monkey
     html, ids = page_and_ids(tmp_path)
     assert ids == ["good_6"]
     assert "secret.json" in html and "cannot open: Permission denied" in html
+
+
+def test_a_broken_file_waits_for_a_change_and_a_refused_one_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good(tmp_path, 7)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    (tmp_path / "secret.json").write_text("{}")
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, flags: int, *args: Any) -> int:
+        opened.append(os.path.basename(path))
+        if str(path).endswith("secret.json"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(registry_files.os, "open", counting_open)
+    index = RegistryIndex(tmp_path)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            index.reconcile()
+    assert (opened.count("broken.json"), opened.count("secret.json")) == (1, 3)
+    warned = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
+    assert len(warned) == 2  # one per file, however often it is retried
+    broken.write_text("{ ")  # changed: read again
+    index.reconcile()
+    assert opened.count("broken.json") == 2
+    assert [s.name for s in index.snapshot().skipped] == ["broken.json", "secret.json"]
+    assert [h.session_id for h in index.snapshot().sessions] == ["good_7"]
 
 
 def test_hundred_thousand_junk_files_beside_real_ones(tmp_path: Path) -> None:

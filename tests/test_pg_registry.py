@@ -31,6 +31,7 @@ from src.experiments.pg_registry import (
     grant_roles,
     host_state,
 )
+from src.experiments.registry_files import stamp_size
 from src.experiments.registry_index import RegistryIndex
 from src.experiments.shipper import Backoff, Shipper
 from src.webui.live_track import SessionRules, export_sessions, get_session_detail, live_track_view
@@ -160,7 +161,7 @@ def test_shipper_makes_the_rows_equal_the_directory(
     assert [row[1] for row in rows] == [(registry / name).read_text() for name in expected]
     assert rows[0][2:] == ("failed", "s1")
     stamps = host_state(conn, "bot-a")
-    assert {name: state[0].size for name, state in stamps.items()} == {
+    assert {name: stamp_size(state[0]) for name, state in stamps.items()} == {
         name: (registry / name).stat().st_size for name in expected
     }
 

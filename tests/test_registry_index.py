@@ -19,8 +19,9 @@ from benchmarks.reference import scan_registry
 from src.experiments import parallel_load
 from src.experiments.live_session_record import utc_instant
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
+from src.experiments.registry_files import file_stamp, stamp_mtime_ns, stamp_size
 from src.experiments.registry_index import RegistryIndex
-from src.experiments.session_head import SessionHead, read_heads
+from src.experiments.session_head import RETRY, UNREADABLE, SessionHead, read_heads
 from src.webui.live_track import SessionRules, export_sessions, live_track_view
 from src.webui.session_query import SessionQuery
 
@@ -204,6 +205,22 @@ def test_rewrite_with_unchanged_stamp_is_not_reread(tmp_path: Path) -> None:
     assert index.snapshot().generation == generation  # no change, no new snapshot
     path.unlink()
     assert [c.before.session_id for c in index.reconcile() if c.before] == ["s1"]
+
+
+sizes = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+mtimes = st.integers(min_value=-(2**64), max_value=2**64)
+
+
+@given(size=sizes, mtime_ns=mtimes, other=st.tuples(sizes, mtimes))
+def test_a_stamp_keeps_size_and_mtime_exactly(size: int, mtime_ns: int, other: Any) -> None:
+    stamp = file_stamp(size, mtime_ns)
+    assert (stamp_size(stamp), stamp_mtime_ns(stamp)) == (size, mtime_ns)
+    assert (stamp == file_stamp(*other)) == ((size, mtime_ns) == other)
+
+
+@given(size=st.integers(min_value=0, max_value=2**63 - 1), mtime_ns=mtimes)
+def test_no_real_stamp_looks_unreadable_or_retried(size: int, mtime_ns: int) -> None:
+    assert file_stamp(size, mtime_ns) not in (UNREADABLE, RETRY)
 
 
 def test_heads_are_small(tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from src.experiments.registry_files import FileStamp
 from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ _FIELDS_HASH = hashlib.sha256(
     repr([(name, str(kind)) for name, kind in SessionHead.__annotations__.items()]).encode()
 ).hexdigest()[:16]
 # A change of the head's fields, of the wire format or of Python invalidates it.
-VERSION = f"heads-5-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-6-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 _DIGEST = 32  # the file starts with the SHA-256 of the rest
@@ -154,7 +153,10 @@ def prune_unused(root: Path, max_age_seconds: float = UNUSED_DAYS * 86400) -> li
 # tuples, and every conversion below runs in C (map, zip), not per head in Python.
 
 _new_head = functools.partial(tuple.__new__, SessionHead)
-_new_stamp = functools.partial(tuple.__new__, FileStamp)
+# Texts many heads repeat (error messages), unlike names and ids. Equal texts
+# are saved as one object, which marshal writes once and loads as one object,
+# so a new process holds each once instead of once per head.
+_REPEATED_TEXT = frozenset({"error", "report_path"})
 # Marks in a time column's mask: no time, its own text, the same time as finished_at.
 _NO_TIME, _OWN_TIME, _AS_FINISHED = 0, 1, 2
 
@@ -164,10 +166,6 @@ def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
     finished = [head.finished_at for head in heads]
     for position, name in enumerate(SessionHead._fields):
         values: list[Any] = [head[position] for head in heads]
-        if name == "stamp":
-            columns["stamp.0"] = [v[0] for v in values]
-            columns["stamp.1"] = [v[1] for v in values]
-            continue
         if name in TIME_FIELDS:  # which rows have one, then their ISO texts
             same = finished if name == "updated_at" else [None] * len(values)
             mask = bytes(_mark(v, f) for v, f in zip(values, same, strict=True))
@@ -175,6 +173,9 @@ def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
                 mask,
                 [v.isoformat() for v, m in zip(values, mask, strict=True) if m == _OWN_TIME],
             ]
+        elif name in _REPEATED_TEXT:  # each text once: marshal then writes (and loads) one
+            shared: dict[str | None, str | None] = {}
+            values = list(map(shared.setdefault, values, values))
         columns[name] = values
     return columns
 
@@ -189,9 +190,7 @@ def _from_columns(columns: dict[str, Any]) -> list[SessionHead]:
     fields: list[Iterable[Any]] = []
     finished = _times(*columns["finished_at"])
     for name in SessionHead._fields:
-        if name == "stamp":
-            fields.append(map(_new_stamp, zip(columns["stamp.0"], columns["stamp.1"], strict=True)))
-        elif name == "finished_at":
+        if name == "finished_at":
             fields.append(finished)
         elif name in TIME_FIELDS:
             mask, texts = columns[name]

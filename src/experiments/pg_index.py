@@ -28,7 +28,7 @@ from src.experiments.pg_registry import (
     connect,
     parse_notification,
 )
-from src.experiments.registry_files import FileStamp, SkippedFile
+from src.experiments.registry_files import SkippedFile, file_stamp
 from src.experiments.registry_index import RegistryIndex, SessionChange
 from src.experiments.session_head import SessionHead, head_from_record
 
@@ -69,7 +69,7 @@ def head_of_row(row: Row) -> tuple[str, int, SessionHead | SkippedFile]:
         record = parse_record(raw.encode("utf-8"))
     except InvalidRecord as exc:  # shipped by another version of the parser
         return key, version, SkippedFile(key, str(exc))
-    head = head_from_record(key, FileStamp(size, mtime_ns), record)
+    head = head_from_record(key, file_stamp(size, mtime_ns), record)
     return key, version, head._replace(file_name=file_name, host=host)
 
 

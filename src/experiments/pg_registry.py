@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from src.experiments.live_session_record import LiveSessionRecord, utc_instant
-from src.experiments.registry_files import FileStamp
+from src.experiments.registry_files import FileStamp, file_stamp, stamp_mtime_ns, stamp_size
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +297,8 @@ def _staging_row(host: str, item: ShippedFile) -> tuple[object, ...]:
             host,
             "",
             item.file_name,
-            item.stamp.size,
-            item.stamp.mtime_ns,
+            stamp_size(item.stamp),
+            stamp_mtime_ns(item.stamp),
             None,
             _text(item.skip_reason) or "not a record",
             *([None] * 9),
@@ -307,8 +307,8 @@ def _staging_row(host: str, item: ShippedFile) -> tuple[object, ...]:
         host,
         _text(record.session_id),
         item.file_name,
-        item.stamp.size,
-        item.stamp.mtime_ns,
+        stamp_size(item.stamp),
+        stamp_mtime_ns(item.stamp),
         item.raw,
         None,
         _text(record.run_type),
@@ -356,7 +356,7 @@ def host_state(conn: psycopg.Connection[Any], host: str) -> dict[str, RowState]:
         " WHERE host = %s",
         (host,),
     )
-    return {name: (FileStamp(size, mtime), reason) for name, size, mtime, reason in rows}
+    return {name: (file_stamp(size, mtime), reason) for name, size, mtime, reason in rows}
 
 
 # --- Reading, for the dashboard ---------------------------------------------------

@@ -13,6 +13,7 @@ import bisect
 import contextlib
 import ctypes
 import gc
+import itertools
 import logging
 import operator
 import os
@@ -91,7 +92,6 @@ class _CachedIndex(NamedTuple):
     """The index as the head cache left it, built while the listing runs."""
 
     heads: dict[str, SessionHead]  # by file name
-    stamps: dict[str, FileStamp | SkippedFile]
     ordered: list[SessionHead]  # oldest activity first
     by_id: dict[str, SessionHead]
 
@@ -104,10 +104,15 @@ class _CachedIndex(NamedTuple):
         keys = list(map(order_key, ordered))
         if not all(map(operator.lt, keys, keys[1:])):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
-        stamps: dict[str, FileStamp | SkippedFile]
-        stamps = dict(zip(heads, map(_stamp_of, heads.values()), strict=True))
         by_id = {head.session_id: head for head in ordered}  # newest wins
-        return cls(heads, stamps, ordered, by_id)
+        return cls(heads, ordered, by_id)
+
+    def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
+        """Whether the listing has exactly the cached files, each at its cached stamp."""
+        if listing.keys() != self.heads.keys():
+            return False
+        listed = map(listing.__getitem__, self.heads)
+        return all(map(operator.eq, listed, map(_stamp_of, self.heads.values())))
 
 
 class RegistryIndex:
@@ -121,11 +126,12 @@ class RegistryIndex:
         self._cache_dirty = False
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
-        self._stamps: dict[str, FileStamp | SkippedFile] = {}
+        # Every known file is in exactly one of _heads (its head holds its stamp)
+        # and _skipped (the stamp or listing entry seen, and why it is no record).
         self._heads: dict[str, SessionHead] = {}
         self._by_id: dict[str, SessionHead] = {}
         self._duplicates: dict[str, int] = {}  # session id -> files carrying it (> 1)
-        self._skipped: dict[str, SkippedFile] = {}
+        self._skipped: dict[str, tuple[FileStamp | SkippedFile, SkippedFile]] = {}
         self._ordered: list[SessionHead] = []
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
         self._loaded = threading.Event()
@@ -163,7 +169,7 @@ class RegistryIndex:
 
     def reconcile(self) -> list[SessionChange]:
         """Compare the directory with the index and re-read only what changed."""
-        if self._stamps:
+        if self._heads or self._skipped:
             return self._reconcile()
         # The first load makes hundreds of thousands of objects that all live on;
         # the cyclic GC would walk the growing heap again and again (a third of
@@ -179,7 +185,8 @@ class RegistryIndex:
         # and the watcher's refreshes must not wait for it.
         # On the first load every file is new, and reading it gives its stamp.
         started = time.monotonic()
-        first = not self._stamps and not self._loaded.is_set()
+        known = bool(self._heads or self._skipped)
+        first = not known and not self._loaded.is_set()
         pending = None
         if self._lists_in_helper(first):
             pending = _prefetched.pop(os.path.abspath(self.directory), None) if first else None
@@ -188,7 +195,7 @@ class RegistryIndex:
         if pending is not None:
             listing = pending.result()
         else:
-            listing = list_registry(self.directory, with_stamps=bool(self._stamps or cached))
+            listing = list_registry(self.directory, with_stamps=known or cached is not None)
         # A failed listing looks empty: never read that as "every session deleted".
         problem = None if listing else directory_problem(self.directory, self._listed_once)
         with self._lock:
@@ -199,23 +206,16 @@ class RegistryIndex:
             if recovered:
                 logger.warning("Live-session registry %s is readable again", self.directory)
                 self._unreadable_since = None
-            if cached is not None and cached.stamps == listing:
+            if cached is not None and cached.matches(listing):
                 # Nothing changed since the cache was written: take it whole (in C).
                 self._install(cached)
                 changed, gone, cached = [], [], None
             else:
-                changed = [
-                    name
-                    for name, seen in listing.items()
-                    if seen is None
-                    and name not in self._stamps
-                    or seen is not None
-                    and self._stamps.get(name) != seen
-                ]
+                changed = [name for name, seen in listing.items() if self._differs(name, seen)]
                 # A file the watcher added after the listing is not gone: look again.
                 gone = [
                     name
-                    for name in self._stamps
+                    for name in itertools.chain(self._heads, self._skipped)
                     if name not in listing and not os.path.lexists(self.directory / name)
                 ]
             changes = self._apply(listing, changed, gone, len(changed), cached and cached.heads)
@@ -240,21 +240,35 @@ class RegistryIndex:
         """
         if first:
             return self._persistent and cache_bytes(self.directory) > PARALLEL_LISTING_BYTES
-        return len(self._stamps) >= HELPER_LISTING_FILES
+        return len(self._heads) + len(self._skipped) >= HELPER_LISTING_FILES
 
     def refresh_names(self, names: Iterable[str]) -> list[SessionChange]:
         """Re-check the files a watcher reported, without listing the directory."""
         wanted = set(names)
         listing = list_registry(self.directory, wanted)
         with self._lock:
-            changed = [n for n, seen in listing.items() if self._stamps.get(n) != seen]
-            gone = [n for n in wanted if n not in listing and n in self._stamps]
+            changed = [n for n, seen in listing.items() if self._differs(n, seen)]
+            gone = [n for n in wanted if n not in listing and self._known(n)]
             if gone and directory_problem(self.directory, listed_before=True):
                 gone = []  # the directory went away, not the files: keep the last state
             changes = self._apply(listing, changed, gone, 0)
             if changed or gone:
                 self._publish(loaded=self._loaded.is_set())
             return changes
+
+    def _known(self, name: str) -> bool:
+        return name in self._heads or name in self._skipped
+
+    def _differs(self, name: str, seen: FileStamp | SkippedFile | None) -> bool:
+        """Whether a listed file needs reading: unknown, or listed with another stamp
+        (None: listed without one, on a first load, where every unknown file is new)."""
+        head = self._heads.get(name)
+        if head is not None:
+            return seen is not None and head.stamp != seen
+        skipped = self._skipped.get(name)
+        if skipped is not None:
+            return seen is not None and skipped[0] != seen
+        return True
 
     def _keep_last_good_state(self, problem: str) -> list[SessionChange]:
         """Keep every session as last seen and say since when the registry is unreadable."""
@@ -320,7 +334,7 @@ class RegistryIndex:
         return changes
 
     def _install(self, cached: _CachedIndex) -> None:
-        self._stamps, self._heads = cached.stamps, cached.heads
+        self._heads = cached.heads
         self._ordered, self._by_id = cached.ordered, cached.by_id
         if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
             ids = Counter(head.session_id for head in self._ordered)
@@ -337,7 +351,6 @@ class RegistryIndex:
         for name, head in cached.items():
             if listing.get(name) == head.stamp:
                 # Keyed by the head's own name object: one string per file, not two.
-                self._stamps[name] = head.stamp
                 self._heads[name] = head
         return len(self._heads)
 
@@ -354,7 +367,7 @@ class RegistryIndex:
         """
         with self._lock:
             changes: list[SessionChange] = []
-            removed = [name for name in gone if name in self._stamps]
+            removed = [name for name in gone if self._known(name)]
             bulk = len(read) + len(removed) > BULK_RESORT
             for name in removed:
                 self._forget(name, bulk, changes)
@@ -371,7 +384,6 @@ class RegistryIndex:
             return changes
 
     def _forget(self, name: str, bulk: bool, changes: list[SessionChange]) -> None:
-        self._stamps.pop(name, None)
         self._skipped.pop(name, None)
         before = self._heads.pop(name, None)
         if before is not None:
@@ -395,17 +407,17 @@ class RegistryIndex:
         bulk: bool,
         changes: list[SessionChange],
     ) -> None:
-        self._stamps[name] = seen
         before = self._heads.pop(name, None)
         if before is not None and not bulk:
             self._remove_ordered(before)
         after = None
         if isinstance(head, SkippedFile):
-            if self._skipped.get(name) != head:  # retried I/O errors: one warning each
+            known = self._skipped.get(name)
+            if known is None or known[1] != head:  # retried I/O errors: one warning each
                 logger.warning(
                     "Skipping live-session file %s: %s", self.directory / name, head.reason
                 )
-            self._skipped[name] = head
+            self._skipped[name] = (seen, head)
         else:
             self._skipped.pop(name, None)
             self._heads[name] = after = head
@@ -448,12 +460,12 @@ class RegistryIndex:
             )
 
     def _publish(self, loaded: bool) -> None:
-        total = len(self._stamps)
+        total = len(self._heads) + len(self._skipped)
         self._snapshot = IndexSnapshot(
             generation=self._snapshot.generation + 1,
             directory=self.directory,
             sessions=tuple(reversed(self._ordered)),
-            skipped=tuple(sorted(self._skipped.values(), key=lambda s: s.name)),
+            skipped=tuple(sorted((s for _, s in self._skipped.values()), key=lambda s: s.name)),
             loaded=loaded,
             progress=(total, total),
             conflicts=self._conflicts(),

@@ -25,7 +25,7 @@ from src.experiments.live_session_record import (
     parse_head_record,
     utc_instant,
 )
-from src.experiments.registry_files import FileStamp, SkippedFile, read_file
+from src.experiments.registry_files import FileStamp, SkippedFile, file_stamp, read_file
 
 # Decimals an amount in this currency needs (a BTC PnL of 0.0019 is not 0.00).
 CURRENCY_DECIMALS = {"BTC": 6, "XBT": 6, "ETH": 5}
@@ -86,8 +86,15 @@ class SessionHead(NamedTuple):
 order_key: Callable[[SessionHead], tuple[float, str]] = operator.attrgetter("activity", "file_name")
 
 
-def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> SessionHead:
-    """The one place a head is made from a record."""
+def head_from_record(
+    name: str, stamp: FileStamp, record: LiveSessionRecord, texts: dict[str, str] | None = None
+) -> SessionHead:
+    """The one place a head is made from a record.
+
+    ``texts``: equal error and report texts seen so far, to share one object
+    each (a few dozen error texts repeat across thousands of failed sessions).
+    The caller owns it, one per batch of heads, so it never outlives them.
+    """
     metrics, config = record.metrics, record.config
     started = utc_instant(record.started_at).timestamp()
     ended = record.finished_at
@@ -113,8 +120,8 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
         unrealized_pnl=_shared_zero(metric_number(metrics.get("unrealized_pnl"))),
         max_drawdown=metric_number(metrics.get("max_drawdown")),
         num_orders=_order_count(metrics),
-        report_path=_report_path(metrics, config),
-        error=record.error,
+        report_path=_shared(_report_path(metrics, config), texts),
+        error=_shared(record.error, texts),
         currency=sys.intern(session_currency(record.symbol, metrics, config)),
         strategy_name=sys.intern(_text(config.get("strategy_name"))),
         risk=risk_level(metrics),
@@ -124,6 +131,12 @@ def head_from_record(name: str, stamp: FileStamp, record: LiveSessionRecord) -> 
 
 
 _ZERO = 0.0
+
+
+def _shared(text: str | None, texts: dict[str, str] | None) -> str | None:
+    if text is None or texts is None:
+        return text
+    return texts.setdefault(text, text)
 
 
 def _shared_zero(value: float | None) -> float | None:
@@ -176,10 +189,10 @@ def _text(value: object) -> str:
 
 
 # Stamp for a file that could not even be stat'ed: differs from any real one.
-UNREADABLE = FileStamp(-1, -1)
+UNREADABLE = file_stamp(-1, -1)
 # Stamp for a file whose read the OS refused: differs from every listing, so
 # every reconciliation reads it again (a parse error waits for a change).
-RETRY = FileStamp(-2, -2)
+RETRY = file_stamp(-2, -2)
 
 HeadOrSkip = tuple[FileStamp, "SessionHead | SkippedFile"]
 
@@ -191,16 +204,20 @@ def read_heads(directory: str, items: Sequence[tuple[str, FileStamp | None]]) ->
     rewritten while it was read is simply read again at the next check.
     """
     results: list[HeadOrSkip] = []
+    texts: dict[str, str] = {}  # shared within the batch; marshal keeps that on the wire
     for name, listed in items:
         path = os.path.join(directory, name)
         try:
             content, stamp = read_file(path)
             record = parse_head_record(content)
         except InvalidRecord as exc:
-            seen = RETRY if isinstance(exc, UnreadableFile) else listed or _stamp_of(path)
+            if isinstance(exc, UnreadableFile):
+                seen = RETRY
+            else:
+                seen = listed if listed is not None else _stamp_of(path)
             results.append((seen, SkippedFile(name, str(exc))))
         else:
-            results.append((stamp, head_from_record(name, stamp, record)))
+            results.append((stamp, head_from_record(name, stamp, record, texts)))
     return results
 
 
@@ -209,7 +226,7 @@ def _stamp_of(path: str) -> FileStamp:
         info = os.lstat(path)
     except OSError:
         return UNREADABLE
-    return FileStamp(info.st_size, info.st_mtime_ns)
+    return file_stamp(info.st_size, info.st_mtime_ns)
 
 
 # --- The wire format between processes -----------------------------------------
@@ -229,19 +246,18 @@ SHARED_TEXT = frozenset(
 
 def to_wire(stamp: FileStamp, head: SessionHead | SkippedFile) -> Wire:
     if isinstance(head, SkippedFile):
-        return (tuple(stamp), head.name, head.reason)
+        return (stamp, head.name, head.reason)
     values: list[Any] = list(head)
     for position in _TIME_POSITIONS:
         value = values[position]
         if value is not None:
             values[position] = value.isoformat()
-    values[_STAMP_POSITION] = tuple(stamp)  # marshal takes plain tuples only
     return tuple(values)
 
 
 def from_wire(item: Wire) -> HeadOrSkip:
     if len(item) == 3:
-        return FileStamp(*item[0]), SkippedFile(item[1], item[2])
+        return item[0], SkippedFile(item[1], item[2])
     # Positional, field by field only where needed: 100,000 heads come from
     # the cache on every cold start, so this is on the hot path.
     if len(item) != len(SessionHead._fields):
@@ -255,8 +271,7 @@ def from_wire(item: Wire) -> HeadOrSkip:
         values[_UPDATED_POSITION] = values[_FINISHED_POSITION]  # one object, as in head_from_record
     for position in _TEXT_POSITIONS:
         values[position] = sys.intern(values[position])
-    values[_STAMP_POSITION] = stamp = FileStamp._make(values[_STAMP_POSITION])
-    return stamp, SessionHead._make(values)
+    return item[_STAMP_POSITION], SessionHead._make(values)
 
 
 _TIME_POSITIONS = tuple(i for i, name in enumerate(SessionHead._fields) if name in TIME_FIELDS)

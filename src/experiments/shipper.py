@@ -40,6 +40,7 @@ from src.experiments.pg_registry import (
 from src.experiments.registry_files import (
     FileStamp,
     SkippedFile,
+    file_stamp,
     is_record_name,
     list_registry,
     read_file,
@@ -53,7 +54,7 @@ BATCH_FILES = 500
 BATCH_BYTES = 8 * 1024 * 1024
 RECONCILE_SECONDS = 30.0
 # A type-skipped entry (symbolic link, directory) has no stamp worth comparing.
-NO_STAMP = FileStamp(-1, -1)
+NO_STAMP = file_stamp(-1, -1)
 
 
 def table_name(name: str) -> str:
@@ -319,7 +320,7 @@ def _lstat(path: Path) -> FileStamp:
         info = os.lstat(path)
     except OSError:
         return NO_STAMP
-    return FileStamp(info.st_size, info.st_mtime_ns)
+    return file_stamp(info.st_size, info.st_mtime_ns)
 
 
 def shipper_registry(shipper: Shipper) -> Any:

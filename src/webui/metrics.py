@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from src.experiments.live_session_record import utc_instant
+from src.experiments.registry_files import stamp_mtime_ns
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
 from src.experiments.session_head import SessionHead
 from src.webui.live_track import SessionRules
@@ -41,7 +42,7 @@ class _Counts:
             status = head_status(head)
             self.by_mode_status[(head.mode, status)] += 1
             self.by_host[head.host] += 1
-            newest = max(newest, head.stamp.mtime_ns)
+            newest = max(newest, stamp_mtime_ns(head.stamp))
             if status == "started":
                 self.running.append(head)
             elif status == "failed" and head.finished_at is not None:
