@@ -443,6 +443,28 @@ def test_caches_unused_for_a_month_are_pruned_and_used_ones_kept(tmp_path: Path)
     assert caches["idle-but-used"].exists() and caches["current"].exists()
 
 
+def test_a_cache_write_cut_short_leaves_no_lasting_temp_file(tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    register_live_session_run(make_record(1), registry)
+    RegistryIndex(registry, persistent=True).reconcile()
+    cache = head_cache.cache_file(registry)
+    # What a server killed while writing its cache leaves (26 MB at 100,000 sessions).
+    abandoned = cache.with_name(f".{cache.name}.4242.tmp")
+    abandoned.write_bytes(cache.read_bytes()[:100])
+    in_progress = cache.with_name(f".{cache.name}.4343.tmp")
+    in_progress.write_bytes(b"")
+    hour_ago = time.time() - 3600
+    os.utime(abandoned, (hour_ago, hour_ago))
+
+    register_live_session_run(make_record(2), registry)
+    index = RegistryIndex(registry, persistent=True)  # the next process writes the cache
+    index.reconcile()
+
+    assert not abandoned.exists()
+    assert in_progress.exists()  # another process may be writing it right now
+    assert [h.session_id for h in index.snapshot().sessions] == ["s2", "s1"]
+
+
 def test_a_read_only_cache_directory_is_skipped_silently(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

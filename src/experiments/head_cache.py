@@ -47,6 +47,7 @@ VERSION = f"heads-6-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}
 
 _DIGEST = 32  # the file starts with the SHA-256 of the rest
 UNUSED_DAYS = 30  # a cache nobody loaded or wrote for this long is deleted
+ABANDONED_WRITE_SECONDS = 600  # a temp file this old is no write in progress
 
 
 def cache_enabled() -> bool:
@@ -128,18 +129,24 @@ def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
 
 
 def prune_unused(root: Path, max_age_seconds: float = UNUSED_DAYS * 86400) -> list[Path]:
-    """Delete the caches no process loaded or wrote for ``UNUSED_DAYS`` days.
+    """Delete the caches no process loaded or wrote for ``UNUSED_DAYS`` days,
+    and the temp files of writes that never finished.
 
     Each is named by a hash of its registry's path, so the caches of deleted or
     renamed registries (one per day's directory, a benchmark's temporary copy)
     would otherwise pile up, 26 MB each at 100,000 sessions. A cache pruned
     while its registry still exists is simply rebuilt by the next cold start.
     """
-    cutoff = time.time() - max_age_seconds
+    now = time.time()
     pruned = []
     with contextlib.suppress(OSError), os.scandir(root) as entries:
         for entry in entries:
-            if not (entry.name.startswith("registry-") and entry.name.endswith(".heads")):
+            if entry.name.startswith("registry-") and entry.name.endswith(".heads"):
+                cutoff = now - max_age_seconds
+            elif entry.name.startswith(".registry-") and entry.name.endswith(".tmp"):
+                # A write whose process died (killed, or a daemon thread at exit).
+                cutoff = now - ABANDONED_WRITE_SECONDS
+            else:
                 continue
             with contextlib.suppress(OSError):
                 if entry.stat(follow_symlinks=False).st_mtime < cutoff:
