@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 # First the registry: at 100,000 sessions its cold-start listing takes a helper
-# process about as long as the web stack below takes to import, so they overlap.
+# process about as long as the web stack below (pydantic included) takes to
+# import, so they overlap. Where the bots write, as Settings defaults to; a
+# listing nobody asks for (another directory configured) is stopped at exit.
+from src.experiments.registry_files import resolve_registry_dir
 from src.experiments.registry_index import prefetch_listing
-from src.webui.settings import Settings
 
-_settings = Settings()
-if _settings.database_url is None:
-    prefetch_listing(_settings.registry_dir)
+prefetch_listing(resolve_registry_dir())
 
 import contextlib
 from collections.abc import AsyncIterator
@@ -38,6 +38,7 @@ from src.webui.live_updates import LiveUpdates
 from src.webui.rendering import STATIC_DIR, build_templates, render
 from src.webui.routes import api, docs, events, login, metrics, pages
 from src.webui.security import HostCheck, SecurityHeaders
+from src.webui.settings import Settings
 
 
 def _wants_json(request: Request) -> bool:
@@ -177,4 +178,4 @@ def _registry_index(settings: Settings) -> RegistryIndex:
     return PgRegistryIndex(settings.database_url.get_secret_value())
 
 
-app = create_app(_settings)
+app = create_app()
