@@ -22,7 +22,12 @@ from benchmarks.reference import scan_registry
 from src.experiments import head_cache, registry_index
 from src.experiments.live_session_record import utc_instant
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
-from src.experiments.registry_files import PendingListing, file_stamp, list_registry
+from src.experiments.registry_files import (
+    PendingListing,
+    UnchangedListing,
+    file_stamp,
+    list_registry,
+)
 from src.experiments.registry_index import RegistryIndex
 from src.experiments.session_head import head_from_record
 from src.webui import live_track
@@ -245,7 +250,7 @@ def test_the_cache_holds_each_error_text_once_whoever_read_the_heads(tmp_path: P
     ]
     assert len({id(head.error) for head in heads}) == 5
     head_cache.save_heads(tmp_path, heads)
-    loaded = head_cache.load_heads(tmp_path)
+    loaded = head_cache.load_heads(tmp_path).heads
     assert list(loaded.values()) == heads
     assert len({id(head.error) for head in loaded.values()}) == 1
 
@@ -341,9 +346,9 @@ def test_a_later_full_pass_over_a_large_registry_lists_in_a_helper(
     helpers: list[Path] = []
     real_init = PendingListing.__init__
 
-    def spy(self: PendingListing, directory: Path) -> None:
+    def spy(self: PendingListing, directory: Path, cache: Path | None = None) -> None:
         helpers.append(directory)
-        real_init(self, directory)
+        real_init(self, directory, cache)
 
     monkeypatch.setattr(PendingListing, "__init__", spy)
     changes = index.reconcile()
@@ -366,6 +371,58 @@ def test_the_listing_helper_lists_exactly_what_this_process_lists(tmp_path: Path
     assert PendingListing(registry).result() == expected
     missing = tmp_path / "missing"
     assert PendingListing(missing).result() == {} == list_registry(missing)
+
+
+def test_the_listing_helper_says_unchanged_exactly_when_the_cache_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 8)
+    odd = registry / os.fsdecode(b"20260101T000000_live_session_paper_caf\xe9.json")
+    shutil.copy(paths[0], odd)  # a name that is not UTF-8, as a file system allows
+    RegistryIndex(registry, persistent=True).reconcile()
+    cache = head_cache.cache_file(registry)
+    fingerprint = head_cache.load_heads(registry).fingerprint
+
+    def verdict() -> object:
+        found = PendingListing(registry, cache).result()
+        if isinstance(found, UnchangedListing):
+            return found
+        assert found == list_registry(registry)  # otherwise the plain listing
+        return "listing"
+
+    assert verdict() == UnchangedListing(fingerprint)
+    os.utime(paths[2], ns=(1, 1))  # the same size, another mtime
+    assert verdict() == "listing"
+    RegistryIndex(registry, persistent=True).reconcile()  # the cache catches up
+    assert verdict() == UnchangedListing(head_cache.load_heads(registry).fingerprint)
+    (registry / "20260202T000000_live_session_paper_link.json").symlink_to(paths[1])
+    assert verdict() == "listing"  # a file the cache does not know: not unchanged
+    assert PendingListing(registry, tmp_path / "no-cache").result() == list_registry(registry)
+
+
+def test_a_cache_rewritten_after_the_helpers_look_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 12)
+    RegistryIndex(registry, persistent=True).reconcile()
+    registry_index.prefetch_listing(registry)
+    pending = registry_index._prefetched[os.path.abspath(registry)]
+    listed = pending.result()  # the helper saw the directory exactly as cached
+    assert isinstance(listed, UnchangedListing)
+    monkeypatch.setattr(pending, "result", lambda: listed)
+    # Then a session ended and another process wrote the cache anew.
+    data = json.loads(paths[3].read_text())
+    data["status"], data["finished_at"] = "completed", "2026-11-02T05:00:00"
+    paths[3].write_text(json.dumps(data))
+    RegistryIndex(registry, persistent=True).reconcile()
+
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert os.path.abspath(registry) not in registry_index._prefetched  # it was asked
+    assert index.snapshot().by_id[data["session_id"]].status == "completed"
+    assert index.snapshot().sessions == _uncached_sessions(registry)
 
 
 def test_a_cancelled_listing_helper_leaves_the_listing_to_this_process(tmp_path: Path) -> None:

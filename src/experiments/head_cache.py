@@ -30,8 +30,13 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from src.experiments.registry_files import (
+    CACHE_FINGERPRINT_AT,
+    FINGERPRINT_BYTES,
+    listing_fingerprint,
+)
 from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
 
 logger = logging.getLogger(__name__)
@@ -42,10 +47,11 @@ _FIELDS_HASH = hashlib.sha256(
     repr([(name, str(kind)) for name, kind in SessionHead.__annotations__.items()]).encode()
 ).hexdigest()[:16]
 # A change of the head's fields, of the wire format or of Python invalidates it.
-VERSION = f"heads-6-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-7-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-_DIGEST = 32  # the file starts with the SHA-256 of the rest
+# The file: the SHA-256 of the rest, the listing's fingerprint, the columns.
+_DIGEST = CACHE_FINGERPRINT_AT
 UNUSED_DAYS = 30  # a cache nobody loaded or wrote for this long is deleted
 ABANDONED_WRITE_SECONDS = 600  # a temp file this old is no write in progress
 
@@ -77,30 +83,42 @@ def cache_bytes(directory: Path) -> int:
         return 0
 
 
-def load_heads(directory: Path) -> dict[str, SessionHead]:
-    """The cached heads by file name, oldest activity first (the order they were
-    saved in); empty when there is no usable cache."""
+class CachedHeads(NamedTuple):
+    """A registry's heads as its cache holds them."""
+
+    heads: dict[str, SessionHead]  # by file name, oldest activity first (as saved)
+    # Of the directory listing these heads are exactly (``listing_fingerprint``).
+    fingerprint: bytes
+
+
+NO_CACHE = CachedHeads({}, b"")
+
+
+def load_heads(directory: Path) -> CachedHeads:
+    """The cached heads; none when there is no usable cache."""
     if not cache_enabled():
-        return {}
+        return NO_CACHE
     path = cache_file(directory)
     try:
         with open(path, "rb") as handle:
             payload = handle.read()
     except OSError:
-        return {}
+        return NO_CACHE
     with contextlib.suppress(OSError):  # in use: pruning keeps it (see prune_unused)
         os.utime(path)
     try:
-        digest, body = payload[:_DIGEST], payload[_DIGEST:]
-        if hashlib.sha256(body).digest() != digest:
+        digest, signed = payload[:_DIGEST], payload[_DIGEST:]
+        if hashlib.sha256(signed).digest() != digest:
             raise ValueError("checksum mismatch (truncated or altered)")
+        fingerprint, body = signed[:FINGERPRINT_BYTES], signed[FINGERPRINT_BYTES:]
         version, owner, columns = marshal.loads(body)
         if version != VERSION or owner != os.path.abspath(directory):
-            return {}
-        return dict(zip(columns["file_name"], _from_columns(columns), strict=True))
+            return NO_CACHE
+        heads = dict(zip(columns["file_name"], _from_columns(columns), strict=True))
+        return CachedHeads(heads, fingerprint)
     except Exception as exc:  # any corruption: ignore the cache, read the files
         logger.info("Ignoring the unreadable head cache %s: %s", path, exc)
-        return {}
+        return NO_CACHE
 
 
 def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
@@ -111,8 +129,11 @@ def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
     if not cache_enabled():
         return False
     path = cache_file(directory)
-    body = marshal.dumps((VERSION, os.path.abspath(directory), _to_columns(list(heads))))
-    payload = hashlib.sha256(body).digest() + body
+    columns = _to_columns(list(heads))
+    # Right after the checksum, where a listing helper reads it (registry_files).
+    signed = listing_fingerprint(columns["file_name"], columns["stamp"])
+    signed += marshal.dumps((VERSION, os.path.abspath(directory), columns))
+    payload = hashlib.sha256(signed).digest() + signed
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,13 +26,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from src.experiments.head_cache import cache_bytes, load_heads, save_heads
+from src.experiments.head_cache import cache_bytes, cache_file, load_heads, save_heads
 from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord
 from src.experiments.parallel_load import read_in_batches
 from src.experiments.registry_files import (
     FileStamp,
+    Listing,
     PendingListing,
     SkippedFile,
+    UnchangedListing,
     list_registry,
     read_record,
 )
@@ -94,10 +96,11 @@ class _CachedIndex(NamedTuple):
     heads: dict[str, SessionHead]  # by file name
     ordered: list[SessionHead]  # oldest activity first
     by_id: dict[str, SessionHead]
+    fingerprint: bytes  # of the listing that matches it exactly
 
     @classmethod
     def load(cls, directory: Path) -> _CachedIndex | None:
-        heads = load_heads(directory)
+        heads, fingerprint = load_heads(directory)
         if not heads:
             return None
         ordered = list(heads.values())
@@ -105,7 +108,7 @@ class _CachedIndex(NamedTuple):
         if not all(map(operator.lt, keys, keys[1:])):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
         by_id = {head.session_id: head for head in ordered}  # newest wins
-        return cls(heads, ordered, by_id)
+        return cls(heads, ordered, by_id, fingerprint)
 
     def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
         """Whether the listing has exactly the cached files, each at its cached stamp."""
@@ -190,14 +193,18 @@ class RegistryIndex:
         pending = None
         if self._lists_in_helper(first):
             pending = _prefetched.pop(os.path.abspath(self.directory), None) if first else None
-            pending = pending or PendingListing(self.directory)
+            cache = cache_file(self.directory) if first else None
+            pending = pending or PendingListing(self.directory, cache)
         cached = _CachedIndex.load(self.directory) if first and self._persistent else None
         if pending is not None:
-            listing = pending.result()
+            listing, unchanged = _listed_by_helper(pending, cached)
         else:
             listing = list_registry(self.directory, with_stamps=known or cached is not None)
+            unchanged = False
         # A failed listing looks empty: never read that as "every session deleted".
-        problem = None if listing else directory_problem(self.directory, self._listed_once)
+        problem = (
+            None if listing or unchanged else directory_problem(self.directory, self._listed_once)
+        )
         with self._lock:
             if problem is not None:
                 return self._keep_last_good_state(problem)
@@ -206,7 +213,7 @@ class RegistryIndex:
             if recovered:
                 logger.warning("Live-session registry %s is readable again", self.directory)
                 self._unreadable_since = None
-            if cached is not None and cached.matches(listing):
+            if cached is not None and (unchanged or cached.matches(listing)):
                 # Nothing changed since the cache was written: take it whole (in C).
                 self._install(cached)
                 changed, gone, cached = [], [], None
@@ -499,6 +506,17 @@ _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 _prefetched: dict[str, PendingListing] = {}
 
 
+def _listed_by_helper(pending: PendingListing, cached: _CachedIndex | None) -> tuple[Listing, bool]:
+    """The helper's listing, or True where it found the directory exactly as cached."""
+    found = pending.result()
+    if not isinstance(found, UnchangedListing):
+        return found, False
+    if cached is not None and cached.fingerprint == found.fingerprint:
+        return {}, True
+    # Another process rewrote the cache between the helper's look and ours.
+    return list_registry(pending.directory), False
+
+
 def prefetch_listing(directory: Path) -> None:
     """Start a persistent index's cold-start listing now, for a process whose
     index comes after slow imports (``live-track sessions list``, the server).
@@ -508,7 +526,8 @@ def prefetch_listing(directory: Path) -> None:
     right after loading (``LiveUpdates``). Never used, it is stopped at exit.
     """
     if cache_bytes(directory) > PARALLEL_LISTING_BYTES:
-        _prefetched.setdefault(os.path.abspath(directory), PendingListing(directory))
+        pending = PendingListing(directory, cache_file(directory))
+        _prefetched.setdefault(os.path.abspath(directory), pending)
 
 
 @atexit.register
