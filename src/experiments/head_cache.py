@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from src.experiments.registry_files import (
     CACHE_FINGERPRINT_AT,
     FINGERPRINT_BYTES,
+    FINGERPRINT_SOURCE,
     listing_fingerprint,
 )
 from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
@@ -45,8 +46,10 @@ CACHE_ENV = "LIVE_TRACK_CACHE"
 CACHE_DIR_NAME = "peak-trade-live-track"
 _FIELDS_HASH = hashlib.sha256(
     repr([(name, str(kind)) for name, kind in SessionHead.__annotations__.items()]).encode()
+    + FINGERPRINT_SOURCE.encode()
 ).hexdigest()[:16]
-# A change of the head's fields, of the wire format or of Python invalidates it.
+# A change of the head's fields, of the fingerprint, of the wire format or of
+# Python invalidates it.
 VERSION = f"heads-7-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 

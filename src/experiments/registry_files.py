@@ -288,16 +288,20 @@ def _list_with_stamps(directory: Path) -> Listing:
 # names: the other process then installs the cache and never builds a listing.
 
 # A listing's fingerprint, in one text that this process and the helper (which
-# imports nothing of ours) both run: the regular files' names and stamps in
-# name order. Names never hold NUL, and stamps are digits, so it is unambiguous.
-_FINGERPRINT_SOURCE = """
+# imports nothing of ours) both run: the regular files' names in order, then
+# their stamps in that order. Names never hold NUL: the text is unambiguous.
+FINGERPRINT_SOURCE = """
 def listing_fingerprint(names, stamps):
     import hashlib
-    text = "\\0".join(f"{name}\\0{stamp}" for name, stamp in sorted(zip(names, stamps)))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    names, stamps = list(names), list(stamps)
+    order = sorted(range(len(names)), key=names.__getitem__)
+    text = "\\0".join(map(names.__getitem__, order))
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    digest.update(repr(list(map(stamps.__getitem__, order))).encode())
+    return digest.digest()
 """
 _fingerprint_namespace: dict[str, Any] = {}
-exec(_FINGERPRINT_SOURCE, _fingerprint_namespace)
+exec(FINGERPRINT_SOURCE, _fingerprint_namespace)
 listing_fingerprint: Callable[[Iterable[str], Iterable[FileStamp]], bytes]
 listing_fingerprint = _fingerprint_namespace["listing_fingerprint"]
 FINGERPRINT_BYTES = 32
@@ -306,7 +310,7 @@ CACHE_FINGERPRINT_AT = 32
 
 _LISTER = f"""
 import marshal, os, stat, sys
-{_FINGERPRINT_SOURCE}
+{FINGERPRINT_SOURCE}
 directory = sys.argv[1]
 names = [n for n in os.listdir(directory) if n.endswith({RECORD_SUFFIX!r}) and n[0] != "."]
 fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
