@@ -25,6 +25,7 @@ from src.webui.session_query import (
     cached_view,
     head_status,
     is_stale,
+    status_tally,
 )
 from src.webui.vocabulary import SessionStatus
 
@@ -105,7 +106,7 @@ def running_heads(snapshot: IndexSnapshot) -> tuple[SessionHead, ...]:
     """Every session still running, newest start first; once per snapshot."""
 
     def build() -> tuple[SessionHead, ...]:
-        found = [head for head in snapshot.sessions if head_status(head) == "started"]
+        found = list(status_tally(snapshot.sessions)[1])  # in C, not a call per head
         found.sort(key=START_SECONDS, reverse=True)
         return tuple(found)
 
