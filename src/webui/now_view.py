@@ -22,10 +22,10 @@ from src.experiments.session_head import SessionHead
 from src.webui.session_query import (
     START_SECONDS,
     RecordTime,
+    all_statuses,
     cached_view,
     head_status,
     is_stale,
-    status_tally,
 )
 from src.webui.vocabulary import SessionStatus
 
@@ -104,9 +104,10 @@ def _now_session(
 
 def running_heads(snapshot: IndexSnapshot) -> tuple[SessionHead, ...]:
     """Every session still running, newest start first; once per snapshot."""
+    statuses = all_statuses(snapshot)  # shared with the stats strip; not inside a build
 
     def build() -> tuple[SessionHead, ...]:
-        found = list(status_tally(snapshot.sessions)[1])  # in C, not a call per head
+        found = list(statuses.running)
         found.sort(key=START_SECONDS, reverse=True)
         return tuple(found)
 

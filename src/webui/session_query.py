@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
-from typing import Annotated, Literal, TypeVar, cast
+from typing import Annotated, Literal, NamedTuple, TypeVar, cast
 
 from pydantic import (
     BaseModel,
@@ -92,9 +92,14 @@ def head_status(head: SessionHead) -> SessionStatus:
 _STORED_STATUS: Callable[[SessionHead], str] = attrgetter("status")
 
 
-def status_tally(
-    heads: Sequence[SessionHead],
-) -> tuple[dict[SessionStatus, int], tuple[SessionHead, ...]]:
+class StatusTally(NamedTuple):
+    """How many sessions have each status, and the running ones in their order."""
+
+    counts: dict[SessionStatus, int]
+    running: tuple[SessionHead, ...]
+
+
+def status_tally(heads: Sequence[SessionHead]) -> StatusTally:
     """How many heads have each status, and the running ones in their order.
 
     The same as ``head_status`` per head, without a Python call per head: the
@@ -120,7 +125,7 @@ def status_tally(
             else:
                 counts[normalize_status(word, True)] += 1
     running.sort()  # the heads' order, whichever word they carry
-    return counts, tuple(map(heads.__getitem__, running))
+    return StatusTally(counts, tuple(map(heads.__getitem__, running)))
 
 
 def _positions(values: list[str], value: str, count: int) -> list[int]:
@@ -373,6 +378,24 @@ def filter_sessions(
         return tuple(head for head in snapshot.newest_first() if matches(head))
 
     return cached_view(snapshot, key, build)
+
+
+def filtered_statuses(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) -> StatusTally:
+    """``status_tally`` of the filtered sessions, once per snapshot and filter.
+
+    The stats strip and the "Jetzt" strip's running list (the unfiltered
+    set) share it, so a new snapshot reads every status once, not twice.
+    """
+    heads = filter_sessions(snapshot, query, now)
+    key = ("statuses", *query.filter_key(now, snapshot))
+    return cached_view(snapshot, key, lambda: status_tally(heads))
+
+
+def all_statuses(snapshot: IndexSnapshot) -> StatusTally:
+    """``filtered_statuses`` of every session: the same cache entry as no filter."""
+    return cached_view(
+        snapshot, ("statuses", *_UNFILTERED), lambda: status_tally(snapshot.newest_first())
+    )
 
 
 START_SECONDS: Callable[[SessionHead], float] = attrgetter("started")
