@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta, timezone
-from itertools import accumulate, islice, pairwise
+from itertools import accumulate, islice
 from operator import attrgetter, itemgetter, le
 from typing import Literal, NamedTuple, cast
 
@@ -255,8 +255,8 @@ def chart_series(
     ``heads`` come newest activity first, as the index and its filters give
     them; ``today`` ends the 30 days of ``daily_pnl`` (none without it).
     """
-    priced = _priced_in_activity_order(heads)
-    totals = list(accumulate(map(_PNL, priced)))
+    priced, pnls = _priced_in_activity_order(heads)
+    totals = list(accumulate(pnls))
     latest = list(
         islice(
             (
@@ -291,20 +291,30 @@ def _point_time(head: SessionHead) -> datetime:
     return head.finished_at or head.updated_at or head.started_at
 
 
-def _priced_in_activity_order(heads: Sequence[SessionHead]) -> list[SessionHead]:
-    """The sessions with a realized PnL, oldest activity first."""
+def _priced_in_activity_order(
+    heads: Sequence[SessionHead],
+) -> tuple[list[SessionHead], list[float]]:
+    """The sessions with a realized PnL, oldest activity first, and their PnLs."""
     # Ended sessions come in activity order already (the index's order is
     # end time, else start time), so only the few running ones need sorting.
     # A running session has realized PnL too, as of its last heartbeat;
     # counting it there makes the line end where the stats strip's total stands.
     priced: list[SessionHead] = []
+    pnls: list[float] = []
     running: list[SessionHead] = []
     for head in reversed(heads):  # one pass, oldest activity first
-        if head.realized_pnl is not None:
-            (priced if head.finished_at is not None else running).append(head)
+        pnl = head.realized_pnl
+        if pnl is not None:
+            if head.finished_at is not None:
+                priced.append(head)
+                pnls.append(pnl)
+            else:
+                running.append(head)
     for head in running:
-        priced.insert(bisect.bisect_right(priced, _chart_time(head), key=_chart_time), head)
-    return priced
+        at = bisect.bisect_right(priced, _chart_time(head), key=_chart_time)
+        priced.insert(at, head)
+        pnls.insert(at, _PNL(head))
+    return priced, pnls
 
 
 def _pnl_lines(priced: list[SessionHead], real_money_modes: Collection[str]) -> list[PnlLine]:
@@ -351,7 +361,7 @@ def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
             shown.append(head)
     if len(shown) <= DRAWDOWN_BARS:
         return DrawdownSeries(bucket="session", bars=_session_bars(shown))
-    times, shown = _by_time(times, shown, running)
+    _by_time(times, shown, running)
     values = cast(list[float], list(map(_DRAWDOWN, shown)))
     span_days = (times[-1] - times[0]) / 86400
     size = 86400 if span_days <= MAX_DAY_BUCKETS else 7 * 86400
@@ -383,42 +393,34 @@ def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
     return DrawdownSeries(bucket="day" if size == 86400 else "week", bars=bars)
 
 
-def _by_time(
-    times: list[float], heads: list[SessionHead], running: list[int]
-) -> tuple[list[float], list[SessionHead]]:
-    """``heads`` and their ``times`` in a stable sort by time, as ``sorted`` would give.
+def _by_time(times: list[float], heads: list[SessionHead], running: list[int]) -> None:
+    """Put ``heads`` and their ``times`` in a stable sort by time, in place.
 
     Usually only the few running sessions (at ``running``) are out of place:
-    the rest is checked to be in order, and each running one is put where a
-    stable sort puts it, after the equal times that came before it.
+    they are taken out, the rest is checked to be in order, and each is put
+    back where a stable sort puts it: after the earlier times, and after the
+    equal times that came before it. Sorting 100,000 times with their heads
+    copied them twice (~10 ms); this moves a few pointers.
     """
-    cuts = [-1, *running, len(times)]
-    ended_times: list[float] = []
-    ended_heads: list[SessionHead] = []
-    for a, b in pairwise(cuts):  # slices: copied in C
-        ended_times += times[a + 1 : b]
-        ended_heads += heads[a + 1 : b]
-    if not all(map(le, ended_times, islice(ended_times, 1, None))):
+    late = [(times[at], heads[at], at - before) for before, at in enumerate(running)]
+    for at in reversed(running):
+        del times[at], heads[at]
+    if not all(map(le, times, islice(times, 1, None))):  # not the index's order
+        for at, (time, head, _) in zip(running, late, strict=True):
+            times.insert(at, time)
+            heads.insert(at, head)
         order = sorted(range(len(times)), key=times.__getitem__)  # stable
-        return list(map(times.__getitem__, order)), list(map(heads.__getitem__, order))
-    late = sorted(running, key=times.__getitem__)  # stable: equal times keep their order
-    sorted_times: list[float] = []
-    sorted_heads: list[SessionHead] = []
-    done = 0
-    for at in late:
-        # Ended ones before it: earlier times, and equal times earlier in heads.
-        ended_before = at - running.index(at)
-        low = bisect.bisect_left(ended_times, times[at])
-        high = bisect.bisect_right(ended_times, times[at])
-        cut = min(max(ended_before, low), high)
-        sorted_times += ended_times[done:cut]
-        sorted_heads += ended_heads[done:cut]
-        sorted_times.append(times[at])
-        sorted_heads.append(heads[at])
-        done = cut
-    sorted_times += ended_times[done:]
-    sorted_heads += ended_heads[done:]
-    return sorted_times, sorted_heads
+        times[:] = map(times.__getitem__, order)
+        heads[:] = map(heads.__getitem__, order)
+        return
+    late.sort(key=_FIRST)  # stable: equal times keep their order
+    cuts = [
+        min(max(ended_before, bisect.bisect_left(times, time)), bisect.bisect_right(times, time))
+        for time, _, ended_before in late
+    ]
+    for moved, (cut, (time, head, _)) in enumerate(zip(cuts, late, strict=True)):
+        times.insert(cut + moved, time)
+        heads.insert(cut + moved, head)
 
 
 def _session_bars(heads: list[SessionHead]) -> list[DrawdownBar]:
