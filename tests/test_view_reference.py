@@ -25,7 +25,10 @@ from src.experiments.registry_index import IndexSnapshot
 from src.experiments.session_head import SessionHead, order_key
 from src.webui.now_view import running_heads
 from src.webui.session_profit import (
+    DAILY_DAYS,
     GROUPS_SHOWN,
+    DailyPnl,
+    DayPnl,
     GroupBy,
     GroupMoney,
     MoneyKey,
@@ -33,7 +36,6 @@ from src.webui.session_profit import (
     SessionGroup,
     SessionGroups,
     SessionPnl,
-    daily_pnl,
     group_sessions,
     money_order,
     money_totals,
@@ -262,8 +264,42 @@ def reference_charts(heads: Sequence[SessionHead]) -> SessionCharts:
         ],
         pnl_lines=reference_lines(priced),
         drawdown=reference_drawdown(heads),
-        daily_pnl=daily_pnl(heads, TODAY.date(), REAL),
+        daily_pnl=reference_daily(heads),
     )
+
+
+def reference_daily(heads: Sequence[SessionHead]) -> list[DailyPnl]:
+    first = TODAY.date() - timedelta(days=DAILY_DAYS - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
+    sums: dict[MoneyKey, dict[int, float]] = {}
+    counts: dict[MoneyKey, dict[int, int]] = {}
+    for head in heads:  # newest first: the walk ends at the first ended before the window
+        if head.finished_at is None:
+            continue
+        if head.activity < start:
+            break
+        slot = int((head.activity - start) // 86400)
+        if head.realized_pnl is not None and slot < DAILY_DAYS:
+            key = (head.mode in REAL, head.currency)
+            days = sums.setdefault(key, {})
+            days[slot] = days.get(slot, 0.0) + head.realized_pnl
+            tally = counts.setdefault(key, {})
+            tally[slot] = tally.get(slot, 0) + 1
+    return [
+        DailyPnl(
+            real_money=key[0],
+            currency=key[1],
+            days=[
+                DayPnl(
+                    day=first + timedelta(days=slot),
+                    realized_pnl=round(sums[key].get(slot, 0.0), 8),
+                    sessions=counts[key].get(slot, 0),
+                )
+                for slot in range(DAILY_DAYS)
+            ],
+        )
+        for key in sorted(sums, key=money_order)
+    ]
 
 
 def reference_lines(priced: list[SessionHead]) -> list[PnlLine]:

@@ -257,7 +257,11 @@ def daily_pnl(
     """PnL per end day over the last ``DAILY_DAYS`` days, one series per kind and currency."""
     first = today - timedelta(days=DAILY_DAYS - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
-    sums: dict[MoneyKey, dict[int, tuple[float, int]]] = {}
+    # Per kind: a running total and a count per day, added to in place (the
+    # totals add in the heads' order, from 0.0); the kind is looked up by
+    # mode and currency, its key made once per (mode, currency) seen.
+    sums: dict[MoneyKey, tuple[list[float], list[int]]] = {}
+    targets: dict[str, dict[str, tuple[list[float], list[int]]]] = {}
     for head in heads:  # newest activity first: stop at the first older one
         if head.finished_at is None:
             continue  # a running session's PnL is not booked to a day yet
@@ -270,9 +274,14 @@ def daily_pnl(
         slot = int((ended - start) // 86400)
         if slot >= DAILY_DAYS:
             continue  # ended "in the future": a writer's clock ahead of ours
-        days = sums.setdefault((head.mode in real_money_modes, head.currency), {})
-        total, count = days.get(slot, (0.0, 0))
-        days[slot] = (total + pnl, count + 1)
+        try:
+            totals, counts = targets[head.mode][head.currency]
+        except KeyError:  # a (mode, currency) not seen before: a handful of times
+            days = ([0.0] * DAILY_DAYS, [0] * DAILY_DAYS)
+            totals, counts = sums.setdefault((head.mode in real_money_modes, head.currency), days)
+            targets.setdefault(head.mode, {})[head.currency] = (totals, counts)
+        totals[slot] += pnl
+        counts[slot] += 1
     return [
         DailyPnl(
             real_money=key[0],
@@ -280,8 +289,8 @@ def daily_pnl(
             days=[
                 DayPnl(
                     day=first + timedelta(days=slot),
-                    realized_pnl=round(sums[key].get(slot, (0.0, 0))[0], 8),
-                    sessions=sums[key].get(slot, (0.0, 0))[1],
+                    realized_pnl=round(sums[key][0][slot], 8),
+                    sessions=sums[key][1][slot],
                 )
                 for slot in range(DAILY_DAYS)
             ],
