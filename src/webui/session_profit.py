@@ -78,19 +78,20 @@ def money_lists(
     heads' order, so the sums taken per list after it add as before.
     """
     groups: dict[MoneyKey, MoneyLists] = {}
-    targets: dict[str, dict[str, MoneyLists]] = {}  # mode -> currency -> its lists
+    # mode -> currency -> its two lists, as a plain tuple: unpacked faster.
+    targets: dict[str, dict[str, tuple[list[float], list[SessionHead]]]] = {}
     for head in heads:
         pnl = head.realized_pnl
         if pnl is None:
             continue
         try:
-            lists = targets[head.mode][head.currency]
+            pnls, found = targets[head.mode][head.currency]
         except KeyError:  # a (mode, currency) not seen before: a handful of times
             key = (head.mode in real_money_modes, head.currency)
-            lists = groups.setdefault(key, MoneyLists([], []))
-            targets.setdefault(head.mode, {})[head.currency] = lists
-        lists.pnls.append(pnl)
-        lists.heads.append(head)
+            pnls, found = groups.setdefault(key, MoneyLists([], []))
+            targets.setdefault(head.mode, {})[head.currency] = (pnls, found)
+        pnls.append(pnl)
+        found.append(head)
     return groups
 
 
