@@ -108,7 +108,7 @@ def status_tally(heads: Sequence[SessionHead]) -> StatusTally:
     stored words are read and counted in C, each distinct word (a handful) is
     mapped once, and the few running heads are found by ``operator.indexOf``,
     which scans in C. Only an unknown word needs the end time: it means
-    "aborted" once ended. At 100,000 heads this takes ~6 ms instead of ~40 ms.
+    "aborted" once ended. At 100,000 heads: ~6 ms; a head_status call per head, ~14 ms.
     """
     counts = dict.fromkeys(SESSION_STATUSES, 0)
     running: list[int] = []
