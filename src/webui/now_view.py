@@ -22,6 +22,7 @@ from src.experiments.session_head import SessionHead
 from src.webui.session_query import (
     START_SECONDS,
     RecordTime,
+    all_statuses,
     cached_view,
     head_status,
     is_stale,
@@ -103,9 +104,10 @@ def _now_session(
 
 def running_heads(snapshot: IndexSnapshot) -> tuple[SessionHead, ...]:
     """Every session still running, newest start first; once per snapshot."""
+    statuses = all_statuses(snapshot)  # shared with the stats strip; not inside a build
 
     def build() -> tuple[SessionHead, ...]:
-        found = [head for head in snapshot.sessions if head_status(head) == "started"]
+        found = list(statuses.running)
         found.sort(key=START_SECONDS, reverse=True)
         return tuple(found)
 

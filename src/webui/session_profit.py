@@ -8,9 +8,12 @@ them, since they add sessions, not money.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Literal
+from functools import reduce
+from operator import add, attrgetter, sub
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -52,80 +55,80 @@ class MoneyTotal(BaseModel):
     worst: SessionPnl
 
 
-class _MoneyTally:
-    """Running sums for one (kind, currency)."""
-
-    __slots__ = ("best", "count", "loss", "losses", "profit", "wins", "worst")
-
-    def __init__(self, head: SessionHead, pnl: float) -> None:
-        self.count, self.wins, self.losses = 0, 0, 0
-        self.profit, self.loss = 0.0, 0.0
-        self.best, self.worst = (pnl, head.session_id), (pnl, head.session_id)
-
-    def add(self, head: SessionHead, pnl: float) -> None:
-        self.count += 1
-        if pnl > 0:
-            self.wins += 1
-            self.profit += pnl
-        elif pnl < 0:
-            self.losses += 1
-            self.loss -= pnl
-        if pnl > self.best[0]:
-            self.best = (pnl, head.session_id)
-        if pnl < self.worst[0]:
-            self.worst = (pnl, head.session_id)
-
-    def total(self, key: MoneyKey) -> MoneyTotal:
-        net = self.profit - self.loss
-        return MoneyTotal(
-            real_money=key[0],
-            currency=key[1],
-            sessions=self.count,
-            realized_pnl=round(net, 8),
-            avg_realized_pnl=round(net / self.count, 8),
-            wins=self.wins,
-            losses=self.losses,
-            win_rate=self.wins / self.count,
-            gross_profit=round(self.profit, 8),
-            gross_loss=round(self.loss, 8),
-            profit_factor=self.profit / self.loss if self.loss else None,
-            best=SessionPnl(session_id=self.best[1], realized_pnl=self.best[0]),
-            worst=SessionPnl(session_id=self.worst[1], realized_pnl=self.worst[0]),
-        )
-
-
 def money_order(key: MoneyKey) -> tuple[bool, bool, str]:
     """Real money first, then simulated; currencies alphabetically, unknown last."""
     return (not key[0], key[1] == "", key[1])
 
 
-class MoneyTotals:
-    """Collects realized PnL per (kind, currency) in one pass over the heads."""
+class MoneyLists(NamedTuple):
+    """The realized PnLs of one kind of money and currency, and their sessions."""
 
-    def __init__(self, real_money_modes: Collection[str]) -> None:
-        self.real_money_modes = real_money_modes
-        self.tallies: dict[MoneyKey, _MoneyTally] = {}
+    pnls: list[float]
+    heads: list[SessionHead]
 
-    def add(self, head: SessionHead, pnl: float) -> None:
-        key = (head.mode in self.real_money_modes, head.currency)
-        tally = self.tallies.get(key)
-        if tally is None:
-            tally = self.tallies[key] = _MoneyTally(head, pnl)
-        tally.add(head, pnl)
 
-    def totals(self) -> list[MoneyTotal]:
-        return [self.tallies[key].total(key) for key in sorted(self.tallies, key=money_order)]
+def money_lists(
+    heads: Iterable[SessionHead], real_money_modes: Collection[str]
+) -> dict[MoneyKey, MoneyLists]:
+    """The heads with a realized PnL per kind of money and currency, in their order.
+
+    One tight loop, a lookup by mode and currency and two appends per head
+    (~13 ms at 100,000 sessions): the money key is worked out once per
+    (mode, currency) seen, not per head, and the PnLs are read once, in the
+    heads' order, so the sums taken per list after it add as before.
+    """
+    groups: dict[MoneyKey, MoneyLists] = {}
+    # mode -> currency -> its two lists, as a plain tuple: unpacked faster.
+    targets: dict[str, dict[str, tuple[list[float], list[SessionHead]]]] = {}
+    for head in heads:
+        pnl = head.realized_pnl
+        if pnl is None:
+            continue
+        try:
+            pnls, found = targets[head.mode][head.currency]
+        except KeyError:  # a (mode, currency) not seen before: a handful of times
+            key = (head.mode in real_money_modes, head.currency)
+            pnls, found = groups.setdefault(key, MoneyLists([], []))
+            targets.setdefault(head.mode, {})[head.currency] = (pnls, found)
+        pnls.append(pnl)
+        found.append(head)
+    return groups
 
 
 def money_totals(
     heads: Iterable[SessionHead], real_money_modes: Collection[str]
 ) -> list[MoneyTotal]:
     """Realized PnL per kind of money and currency: real money first, never mixed."""
-    totals = MoneyTotals(real_money_modes)
-    for head in heads:
-        if head.realized_pnl is not None:
-            totals.add(head, head.realized_pnl)
-    return totals.totals()
+    groups = money_lists(heads, real_money_modes)
+    return [_money_total(key, groups[key]) for key in sorted(groups, key=money_order)]
+
+
+def _money_total(key: MoneyKey, lists: MoneyLists) -> MoneyTotal:
+    """One kind's figures; the sums add in the heads' order, as a running tally would."""
+    pnls, heads = lists
+    gains = [pnl for pnl in pnls if pnl > 0.0]  # the same as > 0 for every float
+    losses = [pnl for pnl in pnls if pnl < 0.0]
+    profit: float = reduce(add, gains, 0.0)  # sum() adds differently on Python >= 3.12
+    loss: float = reduce(sub, losses, 0.0)
+    # max and min keep the first of equal values, as "best so far" did.
+    best, worst = max(pnls), min(pnls)
+    net = profit - loss
+    count = len(pnls)
+    return MoneyTotal(
+        real_money=key[0],
+        currency=key[1],
+        sessions=count,
+        realized_pnl=round(net, 8),
+        avg_realized_pnl=round(net / count, 8),
+        wins=len(gains),
+        losses=len(losses),
+        win_rate=len(gains) / count,
+        gross_profit=round(profit, 8),
+        gross_loss=round(loss, 8),
+        profit_factor=profit / loss if loss else None,
+        best=SessionPnl(session_id=heads[pnls.index(best)].session_id, realized_pnl=best),
+        worst=SessionPnl(session_id=heads[pnls.index(worst)].session_id, realized_pnl=worst),
+    )
 
 
 # --- Grouping -----------------------------------------------------------------
@@ -159,19 +162,19 @@ class SessionGroups(BaseModel):
     more: int  # groups beyond the ones listed
 
 
-def _group_key(head: SessionHead, group_by: GroupBy) -> str:
+def _group_field(group_by: GroupBy) -> Callable[[SessionHead], str]:
     if group_by == "strategy":
-        return head.strategy_name
+        return attrgetter("strategy_name")
     if group_by == "symbol":
-        return head.symbol
-    return head.env_name
+        return attrgetter("symbol")
+    return attrgetter("env_name")
 
 
 class _GroupTally:
     __slots__ = ("count", "money", "priced", "wins", "worst")
 
-    def __init__(self) -> None:
-        self.count, self.priced, self.wins = 0, 0, 0
+    def __init__(self, count: int) -> None:
+        self.count, self.priced, self.wins = count, 0, 0
         self.worst: float | None = None
         self.money: dict[MoneyKey, float] = {}
 
@@ -180,22 +183,37 @@ def group_sessions(
     heads: Iterable[SessionHead], group_by: GroupBy, real_money_modes: Collection[str]
 ) -> SessionGroups:
     """Count, PnL per kind and currency, win rate and worst drawdown per group."""
-    tallies: dict[str, _GroupTally] = {}
-    for head in heads:
-        key = _group_key(head, group_by)
-        tally = tallies.get(key)
-        if tally is None:
-            tally = tallies[key] = _GroupTally()
-        tally.count += 1
+    # One tight loop appends each PnL to its group's list per mode and
+    # currency; the lists are summed after it, in order. A tally object
+    # updated per head cost ~40 ms at 100,000 sessions.
+    heads = heads if isinstance(heads, Sequence) else tuple(heads)
+    keys = list(map(_group_field(group_by), heads))
+    tallies = {key: _GroupTally(count) for key, count in Counter(keys).items()}
+    money: dict[tuple[str, bool, str], list[float]] = {}
+    targets: dict[str, dict[str, dict[str, list[float]]]] = {}  # group, mode, currency
+    drawdowns: dict[str, list[float]] = {}
+    for key, head in zip(keys, heads, strict=True):
         pnl = head.realized_pnl
         if pnl is not None:
-            tally.priced += 1
-            tally.wins += pnl > 0
-            money = (head.mode in real_money_modes, head.currency)
-            tally.money[money] = tally.money.get(money, 0.0) + pnl
+            try:
+                targets[key][head.mode][head.currency].append(pnl)
+            except KeyError:  # a handful of times
+                group = money.setdefault((key, head.mode in real_money_modes, head.currency), [])
+                targets.setdefault(key, {}).setdefault(head.mode, {})[head.currency] = group
+                group.append(pnl)
         drawdown = head.max_drawdown
-        if drawdown is not None and (tally.worst is None or drawdown > tally.worst):
-            tally.worst = drawdown
+        if drawdown is not None:
+            try:
+                drawdowns[key].append(drawdown)
+            except KeyError:
+                drawdowns[key] = [drawdown]
+    for (key, real, currency), pnls in money.items():
+        tally = tallies[key]
+        tally.priced += len(pnls)
+        tally.wins += len([pnl for pnl in pnls if pnl > 0.0])
+        tally.money[(real, currency)] = reduce(add, pnls, 0.0)  # in order, from 0.0
+    for key, values in drawdowns.items():
+        tallies[key].worst = max(values)  # the first of equal values, as before
     ordered = sorted(tallies.items(), key=lambda item: (-item[1].count, item[0] == "", item[0]))
     return SessionGroups(
         group_by=group_by,
@@ -240,7 +258,11 @@ def daily_pnl(
     """PnL per end day over the last ``DAILY_DAYS`` days, one series per kind and currency."""
     first = today - timedelta(days=DAILY_DAYS - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
-    sums: dict[MoneyKey, dict[int, tuple[float, int]]] = {}
+    # Per kind: a running total and a count per day, added to in place (the
+    # totals add in the heads' order, from 0.0); the kind is looked up by
+    # mode and currency, its key made once per (mode, currency) seen.
+    sums: dict[MoneyKey, tuple[list[float], list[int]]] = {}
+    targets: dict[str, dict[str, tuple[list[float], list[int]]]] = {}
     for head in heads:  # newest activity first: stop at the first older one
         if head.finished_at is None:
             continue  # a running session's PnL is not booked to a day yet
@@ -253,9 +275,14 @@ def daily_pnl(
         slot = int((ended - start) // 86400)
         if slot >= DAILY_DAYS:
             continue  # ended "in the future": a writer's clock ahead of ours
-        days = sums.setdefault((head.mode in real_money_modes, head.currency), {})
-        total, count = days.get(slot, (0.0, 0))
-        days[slot] = (total + pnl, count + 1)
+        try:
+            totals, counts = targets[head.mode][head.currency]
+        except KeyError:  # a (mode, currency) not seen before: a handful of times
+            days = ([0.0] * DAILY_DAYS, [0] * DAILY_DAYS)
+            totals, counts = sums.setdefault((head.mode in real_money_modes, head.currency), days)
+            targets.setdefault(head.mode, {})[head.currency] = (totals, counts)
+        totals[slot] += pnl
+        counts[slot] += 1
     return [
         DailyPnl(
             real_money=key[0],
@@ -263,8 +290,8 @@ def daily_pnl(
             days=[
                 DayPnl(
                     day=first + timedelta(days=slot),
-                    realized_pnl=round(sums[key].get(slot, (0.0, 0))[0], 8),
-                    sessions=sums[key].get(slot, (0.0, 0))[1],
+                    realized_pnl=round(sums[key][0][slot], 8),
+                    sessions=sums[key][1][slot],
                 )
                 for slot in range(DAILY_DAYS)
             ],
