@@ -178,7 +178,7 @@ class RegistryIndex:
         # the cyclic GC would walk the growing heap again and again (a third of
         # the load) and find nothing to free.
         _pin_mmap_threshold()
-        with _gc_paused():
+        with gc_paused():
             changes = self._reconcile()
         _release_free_memory()
         return changes
@@ -580,7 +580,10 @@ def _release_free_memory() -> None:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection meanwhile; it walks every young object again and again
+    while hundreds of thousands of long-lived ones are made. Whoever paused it first
+    turns it back on, so overlapping pauses (threads) never leave it off."""
     enabled = gc.isenabled()
     gc.disable()
     try:

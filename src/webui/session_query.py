@@ -8,12 +8,10 @@ always select the same sessions.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
-import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter, indexOf
 from typing import Annotated, Literal, NamedTuple, TypeVar, cast
@@ -28,7 +26,7 @@ from pydantic import (
 )
 
 from src.experiments.live_session_record import TERMINAL_STATUSES, utc_instant
-from src.experiments.registry_index import IndexSnapshot
+from src.experiments.registry_index import IndexSnapshot, gc_paused
 from src.experiments.session_head import SessionHead
 from src.webui.vocabulary import SESSION_STATUSES, SessionStatus
 
@@ -345,7 +343,10 @@ def cached_view(
                 if len(cache) > 128:
                     cache.clear()
                 started = time.perf_counter()
-                with _gc_paused():
+                # No cyclic collection set off by the build's many small objects:
+                # each would walk its young registry-long lists again (~10 ms
+                # of a 0.16 s build at 100,000 sessions).
+                with gc_paused():
                     found = cache[key] = build()
                 spent = cast(float, cache.get(_BUILD_SECONDS, 0.0))
                 cache[_BUILD_SECONDS] = spent + time.perf_counter() - started
@@ -353,24 +354,6 @@ def cached_view(
 
 
 _BUILD_SECONDS = ("build_seconds",)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic collection while a view is built.
-
-    A build makes a few lists as long as the registry and then many small
-    objects (chart points, models); each collection they set off would walk
-    the young long lists again: ~10 ms of a 0.16 s build at 100,000
-    sessions. The garbage, if any, is collected right after.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def build_seconds(snapshot: IndexSnapshot) -> float:
