@@ -500,6 +500,34 @@ def test_caches_unused_for_a_month_are_pruned_and_used_ones_kept(tmp_path: Path)
     assert caches["idle-but-used"].exists() and caches["current"].exists()
 
 
+@pytest.mark.parametrize("saved", ["swapped ties", "reversed"])
+def test_a_cache_saved_out_of_order_still_gives_the_scan_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saved: str
+) -> None:
+    registry = tmp_path / "registry"
+    # Four sessions start in the same second and run: equal activity times,
+    # ordered by file name.
+    for n in range(6):
+        same_second = {"started_at": BASE} if n < 4 else {}
+        register_live_session_run(make_record(n, **same_second), registry)
+    first = RegistryIndex(registry, persistent=True)
+    first.reconcile()
+    heads = list(reversed(first.snapshot().sessions))  # the order a cache is saved in
+    assert heads[0].activity == heads[1].activity
+    if saved == "swapped ties":
+        heads[0], heads[1] = heads[1], heads[0]
+    else:
+        heads.reverse()
+    head_cache.save_heads(registry, heads)
+    read = count_reads(monkeypatch)
+
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert read == []  # taken from the cache
+    assert index.snapshot().sessions == first.snapshot().sessions
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+
+
 def test_a_cache_write_cut_short_leaves_no_lasting_temp_file(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     register_live_session_run(make_record(1), registry)

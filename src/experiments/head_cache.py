@@ -110,10 +110,11 @@ def load_heads(directory: Path) -> CachedHeads:
     with contextlib.suppress(OSError):  # in use: pruning keeps it (see prune_unused)
         os.utime(path)
     try:
-        digest, signed = payload[:_DIGEST], payload[_DIGEST:]
+        view = memoryview(payload)  # slices without copying 26 MB (at 100,000 heads) twice
+        digest, signed = payload[:_DIGEST], view[_DIGEST:]
         if hashlib.sha256(signed).digest() != digest:
             raise ValueError("checksum mismatch (truncated or altered)")
-        fingerprint, body = signed[:FINGERPRINT_BYTES], signed[FINGERPRINT_BYTES:]
+        fingerprint, body = bytes(signed[:FINGERPRINT_BYTES]), signed[FINGERPRINT_BYTES:]
         version, owner, columns = marshal.loads(body)
         if version != VERSION or owner != os.path.abspath(directory):
             return NO_CACHE

@@ -104,10 +104,9 @@ class _CachedIndex(NamedTuple):
         if not heads:
             return None
         ordered = list(heads.values())
-        keys = list(map(order_key, ordered))
-        if not all(map(operator.lt, keys, keys[1:])):  # saved sorted; trust, but check
+        if not _in_order(ordered):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
-        by_id = {head.session_id: head for head in ordered}  # newest wins
+        by_id = dict(zip(map(_session_id, ordered), ordered, strict=True))  # newest wins
         return cls(heads, ordered, by_id, fingerprint)
 
     def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
@@ -504,6 +503,18 @@ _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 
 
 _prefetched: dict[str, PendingListing] = {}
+_activity: Callable[[SessionHead], float] = operator.attrgetter("activity")
+_session_id: Callable[[SessionHead], str] = operator.attrgetter("session_id")
+
+
+def _in_order(heads: list[SessionHead]) -> bool:
+    """Whether the heads are strictly in ``order_key`` order, checked in C but for
+    the few ties in activity time (a tuple key per head would cost 35 ms at 100,000)."""
+    times = list(map(_activity, heads))
+    if not all(map(operator.le, times, times[1:])):
+        return False
+    ties = itertools.compress(range(len(times) - 1), map(operator.eq, times, times[1:]))
+    return all(heads[i].file_name < heads[i + 1].file_name for i in ties)
 
 
 def _listed_by_helper(pending: PendingListing, cached: _CachedIndex | None) -> tuple[Listing, bool]:
