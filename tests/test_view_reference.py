@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from src.experiments.registry_files import FileStamp
+from src.experiments.registry_files import file_stamp
 from src.experiments.registry_index import IndexSnapshot
 from src.experiments.session_head import SessionHead, order_key
 from src.webui.now_view import running_heads
@@ -101,7 +101,7 @@ def random_heads(rng: random.Random, count: int, span_days: float) -> tuple[Sess
         heads.append(
             SessionHead(
                 file_name=f"f{i:05d}.json",
-                stamp=FileStamp(1, i),
+                stamp=file_stamp(1, i),
                 session_id=f"s{i}",
                 run_type="live_session_x",
                 mode=rng.choice(MODES),
