@@ -546,11 +546,20 @@ def prefetch_listing(directory: Path) -> None:
         _prefetched.setdefault(os.path.abspath(directory), pending)
 
 
+def drop_prefetched(keep: Path | None = None) -> None:
+    """Stop the prefetched listings no index will ask for: all but ``keep``'s.
+
+    Unread, a helper blocks on its full pipe, holding its listing, until exit.
+    """
+    kept = None if keep is None else os.path.abspath(keep)
+    for key in list(_prefetched):
+        if key != kept and (pending := _prefetched.pop(key, None)) is not None:
+            pending.cancel()
+
+
 @atexit.register
 def _drop_prefetched() -> None:
-    for pending in _prefetched.values():
-        pending.cancel()
-    _prefetched.clear()
+    drop_prefetched()
 
 
 def directory_problem(directory: Path, listed_before: bool) -> str | None:
