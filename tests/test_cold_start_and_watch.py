@@ -331,6 +331,27 @@ def test_a_server_shows_what_changed_after_its_early_listing(
     assert os.path.abspath(registry) not in registry_index._prefetched  # it was used
 
 
+def test_a_server_of_another_registry_stops_the_early_listing(
+    tmp_path: Path, large_cold_start: None, app_client: Callable[..., TestClient]
+) -> None:
+    default = tmp_path / "default"
+    original_registry(default, 12)
+    RegistryIndex(default, persistent=True).reconcile()
+    for n in range(1500):  # changed since its cache: the helper sends the whole listing
+        (default / f"{n:04d}_live_session_paper_added-after-the-cache.json").write_bytes(b"{}")
+    # Importing src.webui.app lists the default directory; this server reads another.
+    registry_index.prefetch_listing(default)
+    helper = registry_index._prefetched[os.path.abspath(default)]._process
+    assert helper is not None
+    registry = tmp_path / "registry"
+    original_registry(registry, 3)
+    client = app_client(registry)
+    assert client.get("/api/live_sessions").status_code == 200
+    # Unread, it would block on its full pipe, holding its listing, until the server exits.
+    wait_until(lambda: helper.poll() is not None, timeout=10, what="the unused helper ended")
+    assert os.path.abspath(default) not in registry_index._prefetched
+
+
 def test_a_later_full_pass_over_a_large_registry_lists_in_a_helper(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

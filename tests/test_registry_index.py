@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import random
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.reference import scan_registry
-from src.experiments import parallel_load
+from src.experiments import parallel_load, registry_index
 from src.experiments.live_session_record import utc_instant
 from src.experiments.live_session_registry import LiveSessionRecord, register_live_session_run
 from src.experiments.registry_files import file_stamp, stamp_mtime_ns, stamp_size
@@ -274,3 +276,51 @@ def test_watch_and_listing_agree_on_hidden_files(tmp_path: Path) -> None:
     assert index.snapshot().sessions == ()
     index.reconcile()
     assert index.snapshot().sessions == ()
+
+
+class _SteppedGc:
+    """The gc module, except that the second thread to pause it is held between
+    reading whether it is on and turning it off until the first has resumed it
+    (or briefly, where a pause makes the first wait for the second)."""
+
+    def __init__(self) -> None:
+        self.first_done = threading.Event()
+        self.second = threading.Event()
+        self.isenabled, self.enable = gc.isenabled, gc.enable
+
+    def disable(self) -> None:
+        if self.second.is_set():
+            self.first_done.wait(timeout=2)
+        gc.disable()
+
+
+def test_overlapping_gc_pauses_in_threads_leave_the_gc_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first load pauses it in its thread while views are built in others.
+    stepped = _SteppedGc()
+    monkeypatch.setattr(registry_index, "gc", stepped)
+    assert gc.isenabled()
+    first_in = threading.Event()
+
+    def first() -> None:
+        with registry_index.gc_paused():
+            first_in.set()
+            stepped.second.wait(timeout=5)
+        stepped.first_done.set()
+
+    def second() -> None:
+        first_in.wait(timeout=5)
+        stepped.second.set()
+        with registry_index.gc_paused():
+            pass
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    try:
+        assert gc.isenabled()
+    finally:
+        gc.enable()

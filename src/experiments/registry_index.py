@@ -546,11 +546,20 @@ def prefetch_listing(directory: Path) -> None:
         _prefetched.setdefault(os.path.abspath(directory), pending)
 
 
+def drop_prefetched(keep: Path | None = None) -> None:
+    """Stop the prefetched listings no index will ask for: all but ``keep``'s.
+
+    Unread, a helper blocks on its full pipe, holding its listing, until exit.
+    """
+    kept = None if keep is None else os.path.abspath(keep)
+    for key in list(_prefetched):
+        if key != kept and (pending := _prefetched.pop(key, None)) is not None:
+            pending.cancel()
+
+
 @atexit.register
 def _drop_prefetched() -> None:
-    for pending in _prefetched.values():
-        pending.cancel()
-    _prefetched.clear()
+    drop_prefetched()
 
 
 def directory_problem(directory: Path, listed_before: bool) -> str | None:
@@ -598,12 +607,24 @@ def _release_free_memory() -> None:
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic collection meanwhile; it walks every young object again and again
-    while hundreds of thousands of long-lived ones are made. Whoever paused it first
-    turns it back on, so overlapping pauses (threads) never leave it off."""
-    enabled = gc.isenabled()
-    gc.disable()
+    while hundreds of thousands of long-lived ones are made. The last of overlapping
+    pauses (threads) turns it back on, if it was on: counted under a lock, since a
+    thread switch between reading and turning it off could otherwise leave it off."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # pauses in progress, in all threads
+_gc_was_enabled = False  # whether the first of them found the GC on

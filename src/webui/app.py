@@ -28,7 +28,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
-from src.experiments.registry_index import RegistryIndex
+from src.experiments.registry_index import RegistryIndex, drop_prefetched
 from src.webui.auth import LoginThrottle, LoopbackOnly, TokenAuth
 from src.webui.dependencies import FIRST_LOAD_WAIT_SECONDS
 from src.webui.filter_errors import raw_params, salvage_query
@@ -106,6 +106,8 @@ def _guard_outermost(app: FastAPI, host_names: frozenset[str]) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the dashboard over one registry directory."""
     settings = settings or Settings()
+    # The listing started at import is of the default directory; maybe not this one.
+    drop_prefetched(settings.registry_dir if settings.database_url is None else None)
     index = _registry_index(settings)
     rules = SessionRules.from_settings(settings)
     watch = settings.watch and settings.database_url is None
