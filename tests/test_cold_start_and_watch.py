@@ -255,6 +255,49 @@ def test_the_cache_holds_each_error_text_once_whoever_read_the_heads(tmp_path: P
     assert len({id(head.error) for head in loaded.values()}) == 1
 
 
+def test_a_corrupt_file_comes_from_the_cache_too_and_still_warns(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    large_cold_start: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 12)
+    broken = registry / "20261101T000000_live_session_paper_cut.json"
+    broken.write_bytes(b'{"session_id": "cut off')  # a writer died mid-write, no temp file
+    RegistryIndex(registry, persistent=True).reconcile()
+    fingerprint = head_cache.load_heads(registry).fingerprint
+    assert PendingListing(registry, head_cache.cache_file(registry)).result() == UnchangedListing(
+        fingerprint
+    )  # one broken file no longer keeps the next process from taking the cache whole
+    read = count_reads(monkeypatch)
+    caplog.clear()
+
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert read == []
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    uncached = RegistryIndex(registry)
+    uncached.reconcile()
+    assert index.snapshot().skipped == uncached.snapshot().skipped
+    assert [s.name for s in index.snapshot().skipped] == [broken.name]
+    assert index.snapshot().sessions == uncached.snapshot().sessions
+    assert warned == [  # as when it is read: each process says it once
+        f"Skipping live-session file {broken}: {uncached.snapshot().skipped[0].reason}"
+    ]
+
+    # Repaired by its writer: the next process reads it and shows the session.
+    data = json.loads(paths[0].read_text())
+    data["session_id"] = "repaired"
+    broken.write_text(json.dumps(data))
+    read = count_reads(monkeypatch)
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert read == [broken.name]
+    assert index.snapshot().skipped == ()
+    assert "repaired" in index.snapshot().by_id
+
+
 def test_a_large_cold_start_reads_what_changed_and_keeps_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
 ) -> None:
@@ -296,6 +339,7 @@ class _ListedEarlier:
 
     def __init__(self, listing: dict[str, Any]) -> None:
         self.listing = listing
+        self.started = time.monotonic()
 
     def result(self) -> dict[str, Any]:
         return self.listing
@@ -375,6 +419,28 @@ def test_a_later_full_pass_over_a_large_registry_lists_in_a_helper(
     changes = index.reconcile()
     assert helpers == [registry]
     assert len(changes) == 2
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
+def test_a_listing_prefetched_long_before_the_first_load_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    paths = original_registry(registry, 12)
+    RegistryIndex(registry, persistent=True).reconcile()
+    registry_index.prefetch_listing(registry)  # a script imported the app, then waited
+    pending = registry_index._prefetched[os.path.abspath(registry)]
+    assert isinstance(pending.result(), UnchangedListing)
+    monkeypatch.setattr(pending, "result", lambda: UnchangedListing(b"stale"))
+    pending.started -= registry_index.PREFETCH_MAX_AGE_SECONDS + 1
+    data = json.loads(paths[3].read_text())
+    data["status"], data["finished_at"] = "failed", "2026-11-02T04:00:00"
+    paths[3].write_text(json.dumps(data))  # meanwhile a session ended
+
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert os.path.abspath(registry) not in registry_index._prefetched
+    assert index.snapshot().by_id[data["session_id"]].status == "failed"
     assert index.snapshot().sessions == _uncached_sessions(registry)
 
 

@@ -36,6 +36,7 @@ from src.experiments.registry_files import (
     CACHE_FINGERPRINT_AT,
     FINGERPRINT_BYTES,
     FINGERPRINT_SOURCE,
+    FileStamp,
     listing_fingerprint,
 )
 from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
@@ -50,7 +51,7 @@ _FIELDS_HASH = hashlib.sha256(
 ).hexdigest()[:16]
 # A change of the head's fields, of the fingerprint, of the wire format or of
 # Python invalidates it.
-VERSION = f"heads-7-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-8-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 # The file: the SHA-256 of the rest, the listing's fingerprint, the columns.
@@ -86,15 +87,24 @@ def cache_bytes(directory: Path) -> int:
         return 0
 
 
+class SkippedRecord(NamedTuple):
+    """A regular file in the registry that is no record, as last read."""
+
+    name: str
+    stamp: FileStamp
+    reason: str
+
+
 class CachedHeads(NamedTuple):
-    """A registry's heads as its cache holds them."""
+    """A registry's heads, and its files that are no records, as its cache holds them."""
 
     heads: dict[str, SessionHead]  # by file name, oldest activity first (as saved)
-    # Of the directory listing these heads are exactly (``listing_fingerprint``).
+    skipped: list[SkippedRecord]
+    # Of the directory listing these files are exactly (``listing_fingerprint``).
     fingerprint: bytes
 
 
-NO_CACHE = CachedHeads({}, b"")
+NO_CACHE = CachedHeads({}, [], b"")
 
 
 def load_heads(directory: Path) -> CachedHeads:
@@ -115,28 +125,37 @@ def load_heads(directory: Path) -> CachedHeads:
         if hashlib.sha256(signed).digest() != digest:
             raise ValueError("checksum mismatch (truncated or altered)")
         fingerprint, body = bytes(signed[:FINGERPRINT_BYTES]), signed[FINGERPRINT_BYTES:]
-        version, owner, columns = marshal.loads(body)
+        version, owner, columns, skipped = marshal.loads(body)
         if version != VERSION or owner != os.path.abspath(directory):
             return NO_CACHE
         heads = dict(zip(columns["file_name"], _from_columns(columns), strict=True))
-        return CachedHeads(heads, fingerprint)
+        return CachedHeads(heads, list(map(SkippedRecord._make, skipped)), fingerprint)
     except Exception as exc:  # any corruption: ignore the cache, read the files
         logger.info("Ignoring the unreadable head cache %s: %s", path, exc)
         return NO_CACHE
 
 
-def save_heads(directory: Path, heads: Iterable[SessionHead]) -> bool:
+def save_heads(
+    directory: Path, heads: Iterable[SessionHead], skipped: Iterable[SkippedRecord] = ()
+) -> bool:
     """Write the cache atomically; False (silently) where that is not possible.
 
     Give the heads in the index's order: the next process then sorts a sorted
-    list, which costs one pass."""
+    list, which costs one pass. The skipped files (a corrupt record, a foreign
+    file) come along, so that one of them does not keep the next process from
+    taking the cache whole."""
     if not cache_enabled():
         return False
     path = cache_file(directory)
     columns = _to_columns(list(heads))
+    others = list(skipped)
     # Right after the checksum, where a listing helper reads it (registry_files).
-    signed = listing_fingerprint(columns["file_name"], columns["stamp"])
-    signed += marshal.dumps((VERSION, os.path.abspath(directory), columns))
+    signed = listing_fingerprint(
+        [*columns["file_name"], *(record.name for record in others)],
+        [*columns["stamp"], *(record.stamp for record in others)],
+    )
+    plain = [tuple(record) for record in others]  # marshal takes plain tuples only
+    signed += marshal.dumps((VERSION, os.path.abspath(directory), columns, plain))
     payload = hashlib.sha256(signed).digest() + signed
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -18,6 +18,7 @@ import secrets
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,6 +359,7 @@ class PendingListing:
 
     def __init__(self, directory: Path, cache: Path | None = None) -> None:
         self.directory = directory
+        self.started = time.monotonic()  # the listing shows the directory as of about now
         self._process: subprocess.Popen[bytes] | None = None
         if not _STAT_AT:
             return

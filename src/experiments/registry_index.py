@@ -26,7 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from src.experiments.head_cache import cache_bytes, cache_file, load_heads, save_heads
+from src.experiments.head_cache import (
+    SkippedRecord,
+    cache_bytes,
+    cache_file,
+    load_heads,
+    save_heads,
+)
 from src.experiments.live_session_record import InvalidRecord, LiveSessionRecord
 from src.experiments.parallel_load import read_in_batches
 from src.experiments.registry_files import (
@@ -37,6 +43,7 @@ from src.experiments.registry_files import (
     UnchangedListing,
     list_registry,
     read_record,
+    stamp_size,
 )
 from src.experiments.session_head import SessionHead, order_key
 
@@ -96,24 +103,31 @@ class _CachedIndex(NamedTuple):
     heads: dict[str, SessionHead]  # by file name
     ordered: list[SessionHead]  # oldest activity first
     by_id: dict[str, SessionHead]
+    skipped: dict[str, tuple[FileStamp | SkippedFile, SkippedFile]]  # files that are no records
     fingerprint: bytes  # of the listing that matches it exactly
 
     @classmethod
     def load(cls, directory: Path) -> _CachedIndex | None:
-        heads, fingerprint = load_heads(directory)
-        if not heads:
+        heads, skipped_files, fingerprint = load_heads(directory)
+        if not heads and not skipped_files:
             return None
+        skipped: dict[str, tuple[FileStamp | SkippedFile, SkippedFile]] = {
+            record.name: (record.stamp, SkippedFile(record.name, record.reason))
+            for record in skipped_files
+        }
         ordered = list(heads.values())
         if not _in_order(ordered):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
         by_id = dict(zip(map(_session_id, ordered), ordered, strict=True))  # newest wins
-        return cls(heads, ordered, by_id, fingerprint)
+        return cls(heads, ordered, by_id, skipped, fingerprint)
 
     def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
         """Whether the listing has exactly the cached files, each at its cached stamp."""
-        if listing.keys() != self.heads.keys():
+        if len(listing) != len(self.heads) + len(self.skipped):
             return False
-        listed = map(listing.__getitem__, self.heads)
+        if any(listing.get(name) != seen for name, (seen, _) in self.skipped.items()):
+            return False
+        listed = map(listing.get, self.heads)
         return all(map(operator.eq, listed, map(_stamp_of, self.heads.values())))
 
 
@@ -191,7 +205,7 @@ class RegistryIndex:
         first = not known and not self._loaded.is_set()
         pending = None
         if self._lists_in_helper(first):
-            pending = _prefetched.pop(os.path.abspath(self.directory), None) if first else None
+            pending = _prefetched_listing(self.directory) if first else None
             cache = cache_file(self.directory) if first else None
             pending = pending or PendingListing(self.directory, cache)
         cached = _CachedIndex.load(self.directory) if first and self._persistent else None
@@ -232,9 +246,10 @@ class RegistryIndex:
             self._loaded.set()
             self._load_started = True
             heads = list(self._ordered) if self._persistent and self._cache_dirty else None
+            skipped = self._skipped_records() if heads is not None else []
             self._cache_dirty = False
         if heads is not None:  # outside the lock: the watch's refreshes need not wait
-            save_heads(self.directory, heads)
+            save_heads(self.directory, heads, skipped)
         return changes
 
     def _lists_in_helper(self, first: bool) -> bool:
@@ -261,6 +276,15 @@ class RegistryIndex:
             if changed or gone:
                 self._publish(loaded=self._loaded.is_set())
             return changes
+
+    def _skipped_records(self) -> list[SkippedRecord]:
+        """The regular files read and found to be no record (not those to read
+        again: their stamps are the RETRY and UNREADABLE marks, never listed)."""
+        return [
+            SkippedRecord(name, seen, skipped.reason)
+            for name, (seen, skipped) in self._skipped.items()
+            if not isinstance(seen, SkippedFile) and stamp_size(seen) >= 0
+        ]
 
     def _known(self, name: str) -> bool:
         return name in self._heads or name in self._skipped
@@ -346,6 +370,11 @@ class RegistryIndex:
 
     def _install(self, cached: _CachedIndex) -> None:
         self._heads = cached.heads
+        self._skipped = cached.skipped
+        for name, (_, skipped) in cached.skipped.items():  # as if read: one warning each
+            logger.warning(
+                "Skipping live-session file %s: %s", self.directory / name, skipped.reason
+            )
         self._ordered, self._by_id = cached.ordered, cached.by_id
         if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
             ids = Counter(head.session_id for head in self._ordered)
@@ -503,6 +532,8 @@ BULK_RESORT = 256
 # A cache of about 4,000 heads: below it a helper process costs more than it saves.
 PARALLEL_LISTING_BYTES = 1_000_000
 HELPER_LISTING_FILES = 4_000
+# A prefetched listing older than this is not used: the first load lists anew.
+PREFETCH_MAX_AGE_SECONDS = 10.0
 
 _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 
@@ -544,6 +575,16 @@ def prefetch_listing(directory: Path) -> None:
     if cache_bytes(directory) > PARALLEL_LISTING_BYTES:
         pending = PendingListing(directory, cache_file(directory))
         _prefetched.setdefault(os.path.abspath(directory), pending)
+
+
+def _prefetched_listing(directory: Path) -> PendingListing | None:
+    """The listing prefetched for this directory, unless it is too old to stand for now
+    (a process that imported the app, or ran a command, long before this first load)."""
+    pending = _prefetched.pop(os.path.abspath(directory), None)
+    if pending is not None and time.monotonic() - pending.started > PREFETCH_MAX_AGE_SECONDS:
+        pending.cancel()
+        return None
+    return pending
 
 
 def drop_prefetched(keep: Path | None = None) -> None:
