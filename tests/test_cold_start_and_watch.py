@@ -298,6 +298,27 @@ def test_a_corrupt_file_comes_from_the_cache_too_and_still_warns(
     assert "repaired" in index.snapshot().by_id
 
 
+def test_a_deleted_corrupt_file_leaves_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    original_registry(registry, 12)
+    broken = registry / "20261101T000000_live_session_paper_cut.json"
+    broken.write_bytes(b"{not json")
+    RegistryIndex(registry, persistent=True).reconcile()
+    broken.unlink()
+    RegistryIndex(registry, persistent=True).reconcile()  # notices, and rewrites the cache
+
+    cache = head_cache.cache_file(registry)
+    assert PendingListing(registry, cache).result() == UnchangedListing(
+        head_cache.load_heads(registry).fingerprint
+    )
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    assert index.snapshot().skipped == ()
+    assert index.snapshot().sessions == _uncached_sessions(registry)
+
+
 def test_a_large_cold_start_reads_what_changed_and_keeps_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
 ) -> None:

@@ -231,6 +231,9 @@ class RegistryIndex:
                 self._install(cached)
                 changed, gone, cached = [], [], None
             else:
+                # A cache that differs from the directory is written anew, even when
+                # only a file it knew is gone (nothing to read, nothing to forget).
+                self._cache_dirty = cached is not None or self._cache_dirty
                 changed = [name for name, seen in listing.items() if self._differs(name, seen)]
                 # A file the watcher added after the listing is not gone: look again.
                 gone = [
