@@ -349,11 +349,6 @@ class RegistryIndex:
         # The cache needs writing when anything in it differs from the directory.
         if to_read or gone or hits != len(cached):
             self._cache_dirty = True
-        if bulk:
-            # In name order, which starts with the start time: the heads then lie
-            # in memory about in the order every view walks them. Read in the
-            # directory's hash order, the cold views took 4x as long (cache misses).
-            to_read.sort()
         done = 0
         for batch, heads in read_in_batches(str(self.directory), to_read):
             for (name, _), (stamp, head) in zip(batch, heads, strict=True):
