@@ -341,6 +341,7 @@ else:
     sys.stdout.buffer.write(marshal.dumps((regular, stamps, others, modes)))
 """
 LISTER_TIMEOUT_SECONDS = 120.0
+CANCEL_TIMEOUT_SECONDS = 5.0
 
 
 class UnchangedListing(NamedTuple):
@@ -379,7 +380,9 @@ class PendingListing:
         process, self._process = self._process, None
         if process is not None:
             process.kill()
-            process.communicate()
+            # Killed, it exits at once; one stuck in the kernel (a hung mount) is left.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.communicate(timeout=CANCEL_TIMEOUT_SECONDS)
 
     def result(self) -> Listing | UnchangedListing:
         process, self._process = self._process, None
