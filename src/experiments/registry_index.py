@@ -43,9 +43,8 @@ from src.experiments.registry_files import (
     UnchangedListing,
     list_registry,
     read_record,
-    stamp_size,
 )
-from src.experiments.session_head import SessionHead, order_key
+from src.experiments.session_head import RETRY, UNREADABLE, SessionHead, order_key
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ class _CachedIndex(NamedTuple):
         ordered = list(heads.values())
         if not _in_order(ordered):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
-        by_id = dict(zip(map(_session_id, ordered), ordered, strict=True))  # newest wins
+        by_id = _by_session_id(ordered)
         return cls(heads, ordered, by_id, skipped, fingerprint)
 
     def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
@@ -286,7 +285,7 @@ class RegistryIndex:
         return [
             SkippedRecord(name, seen, skipped.reason)
             for name, (seen, skipped) in self._skipped.items()
-            if not isinstance(seen, SkippedFile) and stamp_size(seen) >= 0
+            if not isinstance(seen, SkippedFile) and seen not in (RETRY, UNREADABLE)
         ]
 
     def _known(self, name: str) -> bool:
@@ -370,13 +369,9 @@ class RegistryIndex:
         self._heads = cached.heads
         self._skipped = cached.skipped
         for name, (_, skipped) in cached.skipped.items():  # as if read: one warning each
-            logger.warning(
-                "Skipping live-session file %s: %s", self.directory / name, skipped.reason
-            )
+            self._warn_skipped(name, skipped)
         self._ordered, self._by_id = cached.ordered, cached.by_id
-        if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
-            ids = Counter(head.session_id for head in self._ordered)
-            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+        self._count_duplicates()
 
     def _adopt_cached(
         self,
@@ -431,11 +426,18 @@ class RegistryIndex:
 
     def _resort(self) -> None:
         self._ordered = sorted(self._heads.values(), key=order_key)
-        self._by_id = {head.session_id: head for head in self._ordered}  # newest wins
+        self._by_id = _by_session_id(self._ordered)
+        self._count_duplicates()
+
+    def _count_duplicates(self) -> None:
+        """Which session ids more than one file carries, from the ordered heads."""
         self._duplicates = {}
         if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
             ids = Counter(head.session_id for head in self._ordered)
             self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+
+    def _warn_skipped(self, name: str, skipped: SkippedFile) -> None:
+        logger.warning("Skipping live-session file %s: %s", self.directory / name, skipped.reason)
 
     def _integrate(
         self,
@@ -452,9 +454,7 @@ class RegistryIndex:
         if isinstance(head, SkippedFile):
             known = self._skipped.get(name)
             if known is None or known[1] != head:  # retried I/O errors: one warning each
-                logger.warning(
-                    "Skipping live-session file %s: %s", self.directory / name, head.reason
-                )
+                self._warn_skipped(name, head)
             self._skipped[name] = (seen, head)
         else:
             self._skipped.pop(name, None)
@@ -539,6 +539,11 @@ _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 _prefetched: dict[str, PendingListing] = {}
 _activity: Callable[[SessionHead], float] = operator.attrgetter("activity")
 _session_id: Callable[[SessionHead], str] = operator.attrgetter("session_id")
+
+
+def _by_session_id(ordered: list[SessionHead]) -> dict[str, SessionHead]:
+    """Each session id's head, the newest activity winning where files share an id."""
+    return dict(zip(map(_session_id, ordered), ordered, strict=True))
 
 
 def _in_order(heads: list[SessionHead]) -> bool:
