@@ -26,8 +26,8 @@ from src.experiments.registry_index import IndexSnapshot, RegistryIndex, Session
 from src.experiments.session_head import SessionHead
 from src.webui.live_track import SessionRules, utcnow
 from src.webui.session_query import (
+    all_statuses,
     build_seconds,
-    cached_view,
     head_status,
     is_stale,
     is_terminal,
@@ -106,15 +106,13 @@ def ended_sessions(
 
 def stale_sessions(snapshot: IndexSnapshot, now: datetime, rules: SessionRules) -> set[str]:
     """Ids of the running sessions whose heartbeats stopped longer ago than the limit."""
-
-    def build() -> tuple[SessionHead, ...]:
-        return tuple(
-            h for h in snapshot.sessions if h.updated_at is not None and head_status(h) == "started"
-        )
-
-    # Only sessions with heartbeats can turn stale; find them once per snapshot.
-    beating = cached_view(snapshot, ("heartbeating",), build)
-    return {head.session_id for head in beating if is_stale(head, now, rules.stale_after)}
+    # The running sessions are found once per snapshot, shared with the pages;
+    # only those with heartbeats can turn stale.
+    return {
+        head.session_id
+        for head in all_statuses(snapshot).running
+        if head.updated_at is not None and is_stale(head, now, rules.stale_after)
+    }
 
 
 class LiveUpdates:
