@@ -64,7 +64,7 @@ def first_loads(directory: Path, url: str) -> tuple[float, float, bool]:
 
 
 def _unlabelled(head: SessionHead) -> SessionHead:
-    return head._replace(host="")
+    return head.shipped(head.file_name, "")
 
 
 def latency(url: str, samples: int) -> tuple[list[float], float, float]:

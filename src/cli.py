@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_files import resolve_registry_dir
-from src.experiments.session_head import currency_decimals
+from src.experiments.session_head import SessionHead, currency_decimals
 from src.webui.vocabulary import STATUS_ORDER
 
 if TYPE_CHECKING:
@@ -271,11 +271,12 @@ def _summarize_sessions(args: argparse.Namespace) -> int:
         )  # fmt: skip
         for total in pnl_totals(snapshot.sessions, rules)
     ]
-    starts = sorted((head.started_at for head in snapshot.sessions), key=utc_instant)
+    first = min(snapshot.sessions, key=_started)
+    last = max(snapshot.sessions, key=_started)
     lines += [
         ("Avg max drawdown", _percent(stats.avg_drawdown)),
-        ("First started (UTC)", _utc_text(starts[0])),
-        ("Last started (UTC)", _utc_text(starts[-1])),
+        ("First started (UTC)", _utc_text(first.started_at)),
+        ("Last started (UTC)", _utc_text(last.started_at)),
     ]
     width = max(len(label) for label, _ in lines) + 1
     for label, value in lines:
@@ -336,6 +337,10 @@ def _money(value: float | None, currency: str = "") -> str:
 
 def _percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{fraction:.1%}"
+
+
+def _started(head: SessionHead) -> float:
+    return head.started
 
 
 def _utc_text(moment: datetime) -> str:

@@ -54,7 +54,7 @@ def views(index: RegistryIndex) -> dict[str, Any]:
     snapshot = index.snapshot()
     seen: dict[str, Any] = {
         "skipped": [(s.name, s.reason) for s in snapshot.skipped],
-        "sessions": [h._replace(host="") for h in snapshot.sessions],
+        "sessions": [h.shipped(h.file_name, "") for h in snapshot.sessions],
     }
     for n, query in enumerate(QUERIES):
         view = live_track_view(snapshot, query, NOW, SessionRules())

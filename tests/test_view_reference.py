@@ -22,7 +22,7 @@ import pytest
 
 from src.experiments.registry_files import file_stamp
 from src.experiments.registry_index import IndexSnapshot
-from src.experiments.session_head import SessionHead, order_key
+from src.experiments.session_head import SessionHead, make_head, order_key
 from src.webui.now_view import running_heads
 from src.webui.session_profit import (
     DAILY_DAYS,
@@ -96,10 +96,8 @@ def random_heads(rng: random.Random, count: int, span_days: float) -> tuple[Sess
                 updated_at = finished_at
             else:
                 updated_at = started_at + timedelta(seconds=rng.randrange(5 * 86400))
-        started = started_at.replace(tzinfo=timezone.utc).timestamp()
-        activity = started if finished_at is None else finished_at.replace(tzinfo=timezone.utc)
         heads.append(
-            SessionHead(
+            make_head(
                 file_name=f"f{i:05d}.json",
                 stamp=file_stamp(1, i),
                 session_id=f"s{i}",
@@ -120,8 +118,6 @@ def random_heads(rng: random.Random, count: int, span_days: float) -> tuple[Sess
                 currency=rng.choice(["USDT", "EUR", "", "BTC"]),
                 strategy_name=rng.choice(["ma", "rsi", "", "bb"]),
                 risk=None,
-                activity=activity if isinstance(activity, float) else activity.timestamp(),
-                started=started,
                 host=rng.choice(["", "", "bot-a", "bot-b"]),
             )
         )

@@ -27,8 +27,8 @@ import marshal
 import os
 import sys
 import time
+from array import array
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,19 +39,21 @@ from src.experiments.registry_files import (
     FileStamp,
     listing_fingerprint,
 )
-from src.experiments.session_head import SHARED_TEXT, TIME_FIELDS, SessionHead
+from src.experiments.session_head import (
+    HEAD_LAYOUT,
+    SessionHead,
+    plain_profile,
+    profile_from_plain,
+)
 
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "LIVE_TRACK_CACHE"
 CACHE_DIR_NAME = "peak-trade-live-track"
-_FIELDS_HASH = hashlib.sha256(
-    repr([(name, str(kind)) for name, kind in SessionHead.__annotations__.items()]).encode()
-    + FINGERPRINT_SOURCE.encode()
-).hexdigest()[:16]
+_FIELDS_HASH = hashlib.sha256((HEAD_LAYOUT + FINGERPRINT_SOURCE).encode()).hexdigest()[:16]
 # A change of the head's fields, of the fingerprint, of the wire format or of
 # Python invalidates it.
-VERSION = f"heads-8-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-9-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 # The file: the SHA-256 of the rest, the listing's fingerprint, the columns.
@@ -208,22 +210,16 @@ _new_head = functools.partial(tuple.__new__, SessionHead)
 # are saved as one object, which marshal writes once and loads as one object,
 # so a new process holds each once instead of once per head.
 _REPEATED_TEXT = frozenset({"error", "report_path"})
-# Marks in a time column's mask: no time, its own text, the same time as finished_at.
-_NO_TIME, _OWN_TIME, _AS_FINISHED = 0, 1, 2
 
 
 def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
-    finished = [head.finished_at for head in heads]
     for position, name in enumerate(SessionHead._fields):
         values: list[Any] = [head[position] for head in heads]
-        if name in TIME_FIELDS:  # which rows have one, then their ISO texts
-            same = finished if name == "updated_at" else [None] * len(values)
-            mask = bytes(_mark(v, f) for v, f in zip(values, same, strict=True))
-            values = [
-                mask,
-                [v.isoformat() for v, m in zip(values, mask, strict=True) if m == _OWN_TIME],
-            ]
+        if name == "profile":  # the few distinct ones, and which one each head has
+            table: dict[Any, int] = {}
+            numbers = [table.setdefault(plain_profile(p), len(table)) for p in values]
+            values = [list(table), array("I", numbers).tobytes()]
         elif name in _REPEATED_TEXT:  # each text once: marshal then writes (and loads) one
             shared: dict[str | None, str | None] = {}
             values = list(map(shared.setdefault, values, values))
@@ -231,35 +227,13 @@ def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
     return columns
 
 
-def _mark(value: datetime | None, finished: datetime | None) -> int:
-    if value is None:
-        return _NO_TIME
-    return _AS_FINISHED if value is finished else _OWN_TIME
-
-
 def _from_columns(columns: dict[str, Any]) -> list[SessionHead]:
     fields: list[Iterable[Any]] = []
-    finished = _times(*columns["finished_at"])
     for name in SessionHead._fields:
-        if name == "finished_at":
-            fields.append(finished)
-        elif name in TIME_FIELDS:
-            mask, texts = columns[name]
-            fields.append(_times(mask, texts, finished))
-        elif name in SHARED_TEXT:
-            fields.append(map(sys.intern, columns[name]))
+        if name == "profile":
+            table, numbers = columns[name]
+            profiles = list(map(profile_from_plain, table))
+            fields.append(map(profiles.__getitem__, array("I", numbers)))
         else:
             fields.append(columns[name])
     return list(map(_new_head, zip(*fields, strict=True)))
-
-
-def _times(
-    mask: bytes, texts: list[str], finished: list[datetime | None] | None = None
-) -> list[datetime | None]:
-    parsed = map(datetime.fromisoformat, texts)
-    if finished is None or _AS_FINISHED not in mask:
-        return [next(parsed) if mark else None for mark in mask]
-    return [
-        next(parsed) if mark == _OWN_TIME else end if mark == _AS_FINISHED else None
-        for mark, end in zip(mask, finished, strict=True)
-    ]

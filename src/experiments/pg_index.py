@@ -70,7 +70,7 @@ def head_of_row(row: Row) -> tuple[str, int, SessionHead | SkippedFile]:
     except InvalidRecord as exc:  # shipped by another version of the parser
         return key, version, SkippedFile(key, str(exc))
     head = head_from_record(key, file_stamp(size, mtime_ns), record)
-    return key, version, head._replace(file_name=file_name, host=host)
+    return key, version, head.shipped(file_name, host)
 
 
 class PgRegistryIndex(RegistryIndex):

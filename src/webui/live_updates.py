@@ -111,7 +111,7 @@ def stale_sessions(snapshot: IndexSnapshot, now: datetime, rules: SessionRules) 
     return {
         head.session_id
         for head in all_statuses(snapshot).running
-        if head.updated_at is not None and is_stale(head, now, rules.stale_after)
+        if head.updated is not None and is_stale(head, now, rules.stale_after)
     }
 
 

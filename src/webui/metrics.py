@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_files import stamp_mtime_ns
 from src.experiments.registry_index import IndexSnapshot, RegistryIndex
 from src.experiments.session_head import SessionHead
@@ -36,7 +35,7 @@ class _Counts:
         self.by_mode_status: Counter[tuple[str, str]] = Counter()
         self.by_host: Counter[str] = Counter()
         self.running: list[SessionHead] = []
-        self.ended: list[tuple[datetime, str, str]] = []  # (end, mode, status)
+        self.ended: list[tuple[float, str, str]] = []  # (end in UTC seconds, mode, status)
         newest = 0
         for head in snapshot.sessions:
             status = head_status(head)
@@ -45,8 +44,8 @@ class _Counts:
             newest = max(newest, stamp_mtime_ns(head.stamp))
             if status == "started":
                 self.running.append(head)
-            elif status == "failed" and head.finished_at is not None:
-                self.ended.append((utc_instant(head.finished_at), head.mode, status))
+            elif status == "failed" and head.ended:
+                self.ended.append((head.activity, head.mode, status))
         self.newest_change_ns = newest
 
 
@@ -89,7 +88,8 @@ class DashboardCollector(Collector):
         failed = _gauge(
             "live_track_failed_sessions_24h", "Sessions that failed in the last 24 hours", ("mode",)
         )
-        recent = Counter(mode for end, mode, _ in counts.ended if now - end <= FAILED_WINDOW)
+        since = (now - FAILED_WINDOW).timestamp()
+        recent = Counter(mode for end, mode, _ in counts.ended if end >= since)
         recent.update(dict.fromkeys(ALWAYS_REPORTED_MODES, 0))
         for mode, n in sorted(recent.items()):
             failed.add_metric([mode], n)

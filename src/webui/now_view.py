@@ -141,7 +141,7 @@ def recent_endings(
         for head in snapshot.newest_first():
             if head.activity < hour * 3600:
                 break
-            status = head_status(head) if head.finished_at is not None else None
+            status = head_status(head) if head.ended else None
             if status in ("failed", "aborted"):
                 real, failed = head.mode in real_money_modes, status == "failed"
                 rank = 0 if real and failed else 1 if real or failed else 2

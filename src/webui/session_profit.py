@@ -264,7 +264,7 @@ def daily_pnl(
     sums: dict[MoneyKey, tuple[list[float], list[int]]] = {}
     targets: dict[str, dict[str, tuple[list[float], list[int]]]] = {}
     for head in heads:  # newest activity first: stop at the first older one
-        if head.finished_at is None:
+        if not head.ended:
             continue  # a running session's PnL is not booked to a day yet
         ended = head.activity
         if ended < start:

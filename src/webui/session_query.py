@@ -86,7 +86,7 @@ def is_known_status(raw: str) -> bool:
 
 
 def head_status(head: SessionHead) -> SessionStatus:
-    return normalize_status(head.status, head.finished_at is not None)
+    return normalize_status(head.status, head.ended)
 
 
 _STORED_STATUS: Callable[[SessionHead], str] = attrgetter("status")
@@ -118,7 +118,7 @@ def status_tally(heads: Sequence[SessionHead]) -> StatusTally:
                 running += _positions(heads, word, count)
             continue
         for at in _positions(heads, word, count):
-            if heads[at].finished_at is None:
+            if not heads[at].ended:
                 counts["started"] += 1
                 running.append(at)
             else:
@@ -154,9 +154,10 @@ def is_stale(head: SessionHead, now: datetime, stale_after: timedelta) -> bool:
     original writer writes ``started`` once and nothing until the end) the
     liveness is unknown, which is not the same as stale.
     """
-    if head.updated_at is None or head_status(head) != "started":
+    heartbeat = head.updated_at
+    if heartbeat is None or head_status(head) != "started":
         return False
-    return now - utc_instant(head.updated_at) > stale_after
+    return now - utc_instant(heartbeat) > stale_after
 
 
 class SessionQuery(BaseModel):
@@ -411,7 +412,7 @@ START_SECONDS: Callable[[SessionHead], float] = attrgetter("started")
 
 _SORT_VALUES: dict[str, Callable[[SessionHead], object]] = {
     "started": START_SECONDS,
-    "ended": lambda h: utc_instant(h.finished_at) if h.finished_at else None,
+    "ended": lambda h: h.activity if h.ended else None,
     "pnl": lambda h: h.realized_pnl,
     "drawdown": lambda h: h.max_drawdown,
 }

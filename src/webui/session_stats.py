@@ -17,7 +17,6 @@ from typing import Literal, NamedTuple, cast
 
 from pydantic import BaseModel
 
-from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_index import IndexSnapshot
 from src.experiments.session_head import SessionHead
 from src.webui.session_profit import (
@@ -168,7 +167,7 @@ def tally_sessions(
     total, duration_sum, drawdown_sum, worst = 0.0, 0.0, 0.0, -math.inf
     durations, drawdowns, priced = 0, 0, 0
     for head in heads:
-        if head.finished_at is not None:
+        if head.ended:
             duration_sum += head.activity - head.started
             durations += 1
         pnl = head.realized_pnl
@@ -230,11 +229,9 @@ def session_stats(
 
 
 def _chart_time(head: SessionHead) -> float:
-    if head.finished_at is not None:
+    if head.ended:
         return head.activity
-    if head.updated_at is None:
-        return head.started
-    return utc_instant(head.updated_at).timestamp()
+    return head.started if head.updated is None else head.updated
 
 
 def _thin(count: int, most: int) -> list[int]:
@@ -305,7 +302,7 @@ def _priced_in_activity_order(
     for head in reversed(heads):  # one pass, oldest activity first
         pnl = head.realized_pnl
         if pnl is not None:
-            if head.finished_at is not None:
+            if head.ended:
                 priced.append(head)
                 pnls.append(pnl)
             else:
@@ -353,7 +350,7 @@ def drawdown_series(heads: Sequence[SessionHead]) -> DrawdownSeries:
     running: list[int] = []  # where the running ones are in shown: few
     for head in reversed(heads):
         if head.max_drawdown is not None:
-            if head.finished_at is None:
+            if not head.ended:
                 running.append(len(shown))
                 times.append(_chart_time(head))
             else:
