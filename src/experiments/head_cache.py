@@ -53,7 +53,7 @@ CACHE_DIR_NAME = "peak-trade-live-track"
 _FIELDS_HASH = hashlib.sha256((HEAD_LAYOUT + FINGERPRINT_SOURCE).encode()).hexdigest()[:16]
 # A change of the head's fields, of the fingerprint, of the wire format or of
 # Python invalidates it.
-VERSION = f"heads-9-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
+VERSION = f"heads-10-{_FIELDS_HASH}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 # The file: the SHA-256 of the rest, the listing's fingerprint, the columns.

@@ -19,7 +19,6 @@ import operator
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,6 +44,7 @@ from src.experiments.registry_files import (
     read_record,
 )
 from src.experiments.session_head import RETRY, UNREADABLE, SessionHead, order_key
+from src.experiments.session_ids import IdTally
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class _CachedIndex(NamedTuple):
 
     heads: dict[str, SessionHead]  # by file name
     ordered: list[SessionHead]  # oldest activity first
-    by_id: dict[str, SessionHead]
+    ids: IdTally
     skipped: dict[str, tuple[FileStamp | SkippedFile, SkippedFile]]  # files that are no records
     fingerprint: bytes  # of the listing that matches it exactly
 
@@ -117,8 +117,7 @@ class _CachedIndex(NamedTuple):
         ordered = list(heads.values())
         if not _in_order(ordered):  # saved sorted; trust, but check
             ordered.sort(key=order_key)
-        by_id = _by_session_id(ordered)
-        return cls(heads, ordered, by_id, skipped, fingerprint)
+        return cls(heads, ordered, IdTally(ordered), skipped, fingerprint)
 
     def matches(self, listing: Mapping[str, FileStamp | SkippedFile | None]) -> bool:
         """Whether the listing has exactly the cached files, each at its cached stamp."""
@@ -144,8 +143,7 @@ class RegistryIndex:
         # Every known file is in exactly one of _heads (its head holds its stamp)
         # and _skipped (the stamp or listing entry seen, and why it is no record).
         self._heads: dict[str, SessionHead] = {}
-        self._by_id: dict[str, SessionHead] = {}
-        self._duplicates: dict[str, int] = {}  # session id -> files carrying it (> 1)
+        self._ids = IdTally()
         self._skipped: dict[str, tuple[FileStamp | SkippedFile, SkippedFile]] = {}
         self._ordered: list[SessionHead] = []
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
@@ -324,7 +322,11 @@ class RegistryIndex:
         progress_total: int,
         cached: Mapping[str, SessionHead] | None = None,
     ) -> list[SessionChange]:
-        changes: list[SessionChange] = []
+        # The first load reports none: nobody has seen a state before, and
+        # 100,000 change records made between the heads would leave the heap
+        # full of holes once dropped.
+        first = not self._loaded.is_set() and not self._heads and not self._skipped
+        changes: list[SessionChange] | None = None if first else []
         cached = cached or {}
         # Many changes (the first load): one sort beats thousands of inserts.
         bulk = len(changed) + len(gone) > BULK_RESORT
@@ -363,15 +365,14 @@ class RegistryIndex:
                 )
         if bulk:
             self._resort()
-        return changes
+        return changes or []
 
     def _install(self, cached: _CachedIndex) -> None:
         self._heads = cached.heads
         self._skipped = cached.skipped
         for name, (_, skipped) in cached.skipped.items():  # as if read: one warning each
             self._warn_skipped(name, skipped)
-        self._ordered, self._by_id = cached.ordered, cached.by_id
-        self._count_duplicates()
+        self._ordered, self._ids = cached.ordered, cached.ids
 
     def _adopt_cached(
         self,
@@ -416,25 +417,18 @@ class RegistryIndex:
                 self._load_started = True
             return changes
 
-    def _forget(self, name: str, bulk: bool, changes: list[SessionChange]) -> None:
+    def _forget(self, name: str, bulk: bool, changes: list[SessionChange] | None) -> None:
         self._skipped.pop(name, None)
         before = self._heads.pop(name, None)
         if before is not None:
             if not bulk:
                 self._remove_ordered(before)
-            changes.append(SessionChange(before, None))
+            if changes is not None:
+                changes.append(SessionChange(before, None))
 
     def _resort(self) -> None:
         self._ordered = sorted(self._heads.values(), key=order_key)
-        self._by_id = _by_session_id(self._ordered)
-        self._count_duplicates()
-
-    def _count_duplicates(self) -> None:
-        """Which session ids more than one file carries, from the ordered heads."""
-        self._duplicates = {}
-        if len(self._by_id) < len(self._ordered):  # counting costs; most registries need none
-            ids = Counter(head.session_id for head in self._ordered)
-            self._duplicates = {sid: n for sid, n in ids.items() if n > 1}
+        self._ids = IdTally(self._ordered)
 
     def _warn_skipped(self, name: str, skipped: SkippedFile) -> None:
         logger.warning("Skipping live-session file %s: %s", self.directory / name, skipped.reason)
@@ -445,7 +439,7 @@ class RegistryIndex:
         seen: FileStamp | SkippedFile,
         head: SessionHead | SkippedFile,
         bulk: bool,
-        changes: list[SessionChange],
+        changes: list[SessionChange] | None,
     ) -> None:
         before = self._heads.pop(name, None)
         if before is not None and not bulk:
@@ -461,8 +455,8 @@ class RegistryIndex:
             self._heads[name] = after = head
             if not bulk:
                 bisect.insort(self._ordered, head, key=order_key)
-                self._add_id(head)
-        if before is not None or after is not None:
+                self._ids.add(head, self._ordered)
+        if changes is not None and (before is not None or after is not None):
             changes.append(SessionChange(before, after))
 
     def _remove_ordered(self, head: SessionHead) -> None:
@@ -471,31 +465,7 @@ class RegistryIndex:
             del self._ordered[position]
         else:  # equal keys cannot happen (file names are unique); stay safe anyway
             self._ordered.remove(head)
-        self._remove_id(head)
-
-    # by_id is kept up to date per change, so a snapshot only copies it. Two files
-    # may carry the same session id (a writer bug); the newest activity wins.
-
-    def _add_id(self, head: SessionHead) -> None:
-        current = self._by_id.get(head.session_id)
-        if current is not None:
-            self._duplicates[head.session_id] = self._duplicates.get(head.session_id, 1) + 1
-        if current is None or order_key(head) > order_key(current):
-            self._by_id[head.session_id] = head
-
-    def _remove_id(self, head: SessionHead) -> None:
-        session_id = head.session_id
-        others = self._duplicates.pop(session_id, 1) - 1
-        if others > 1:
-            self._duplicates[session_id] = others
-        if self._by_id.get(session_id) is not head:
-            return
-        if others == 0:
-            del self._by_id[session_id]
-        else:  # rare: find the newest remaining file with this id
-            self._by_id[session_id] = max(
-                (h for h in self._ordered if h.session_id == session_id), key=order_key
-            )
+        self._ids.remove(head)
 
     def _publish(self, loaded: bool) -> None:
         total = len(self._heads) + len(self._skipped)
@@ -516,11 +486,12 @@ class RegistryIndex:
         return self.directory.is_dir()
 
     def _conflicts(self) -> dict[str, tuple[str, ...]]:
-        if not self._duplicates:
+        duplicates = self._ids.duplicates
+        if not duplicates:
             return {}
         files: dict[str, list[str]] = {}
         for head in self._heads.values():
-            if head.session_id in self._duplicates:
+            if head.session_id in duplicates:
                 files.setdefault(head.session_id, []).append(head.file_name)
         # Sorted, so the same registry gives the same view whatever order it was read in.
         return {session_id: tuple(sorted(files[session_id])) for session_id in sorted(files)}
@@ -538,12 +509,6 @@ _stamp_of: Callable[[SessionHead], FileStamp] = operator.attrgetter("stamp")
 
 _prefetched: dict[str, PendingListing] = {}
 _activity: Callable[[SessionHead], float] = operator.attrgetter("activity")
-_session_id: Callable[[SessionHead], str] = operator.attrgetter("session_id")
-
-
-def _by_session_id(ordered: list[SessionHead]) -> dict[str, SessionHead]:
-    """Each session id's head, the newest activity winning where files share an id."""
-    return dict(zip(map(_session_id, ordered), ordered, strict=True))
 
 
 def _in_order(heads: list[SessionHead]) -> bool:
