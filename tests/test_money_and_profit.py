@@ -155,6 +155,7 @@ def test_daily_pnl_covers_30_days_per_currency(tmp_path: Path) -> None:
         (fmt_duration(3 * 3600 + 12 * 60), "3 h 12 min"),
         (fmt_compact(1_500_000, 500_000), "1,5 Mio."),
         (fmt_compact(-250_000, 50_000), "−250 Tsd."),
+        (fmt_compact(0.000025, 0.000025, 6), "0,000025"),  # a BTC axis: six decimals
     ],
 )
 def test_numbers_are_formatted_the_german_way(text: str, expected: str) -> None:
