@@ -9,7 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from src.webui.charts import AXIS_CHAR_WIDTH, Chart, daily_charts, drawdown_chart, pnl_chart
+from src.webui.charts import (
+    AXIS_CHAR_WIDTH,
+    TOO_FEW_POINTS,
+    Chart,
+    daily_charts,
+    drawdown_chart,
+    pnl_charts,
+)
 from src.webui.formatting import fmt_duration
 from src.webui.session_profit import DailyPnl, DayPnl
 from src.webui.session_stats import ChartPoint, DrawdownBar, DrawdownSeries, PnlLine
@@ -124,7 +131,7 @@ def test_pnl_chart_of_two_sessions_a_minute_apart_has_distinct_ticks() -> None:
             ChartPoint(at=T0 + timedelta(minutes=1), value=-2.0, session_id="b"),
         ],
     )
-    chart = pnl_chart([line])
+    (chart,) = pnl_charts([line])
     shown = labels(chart)
     assert len(shown) >= 4 and len(set(shown)) == len(shown), shown
     assert_ticks_inside(chart)
@@ -141,7 +148,7 @@ def test_instants_carry_their_iso_time_and_utc_text_for_the_switch() -> None:
             ChartPoint(at=T0 + timedelta(hours=5), value=7.0, session_id="b"),
         ],
     )
-    chart = pnl_chart([line])
+    (chart,) = pnl_charts([line])
     assert (chart.zone, chart.zone_follows) == ("Zeit: UTC", True)
     dot = chart.lines[0].dots[0]
     assert dot.iso == "2026-11-25T03:48:00+00:00"
@@ -178,7 +185,7 @@ def test_durations_show_their_two_largest_units(seconds: float, expected: str) -
     assert fmt_duration(seconds) == expected
 
 
-def test_two_sessions_in_two_currencies_still_make_a_pnl_chart() -> None:
+def test_two_sessions_in_two_currencies_still_make_pnl_charts() -> None:
     lines = [
         PnlLine(
             real_money=True, currency="EUR", points=[ChartPoint(at=T0, value=-7.5, session_id="a")]
@@ -189,11 +196,15 @@ def test_two_sessions_in_two_currencies_still_make_a_pnl_chart() -> None:
             points=[ChartPoint(at=T0 + timedelta(hours=3), value=12.5, session_id="b")],
         ),
     ]
-    chart = pnl_chart(lines)
-    assert not chart.empty
-    assert [len(line.dots) for line in chart.lines] == [1, 1]
-    assert len(chart.x_labels) >= 4
-    assert pnl_chart(lines[:1]).empty  # one session alone is no chart
+    charts = pnl_charts(lines)
+    assert [c.title.split(" · ")[1] for c in charts] == ["EUR", "USDT"]
+    assert not any(chart.empty for chart in charts)
+    assert [len(line.dots) for chart in charts for line in chart.lines] == [1, 1]
+    # One time axis for both: each session stands at its time, the same in both charts.
+    assert labels(charts[0]) == labels(charts[1]) and len(charts[0].x_labels) >= 4
+    assert charts[0].lines[0].dots[0].x < charts[1].lines[0].dots[0].x
+    (alone,) = pnl_charts(lines[:1])
+    assert alone.empty and alone.note == TOO_FEW_POINTS  # one session alone is no chart
 
 
 def test_a_currency_has_the_same_colour_in_every_chart() -> None:
@@ -213,7 +224,7 @@ def test_a_currency_has_the_same_colour_in_every_chart() -> None:
     daily = daily_charts(
         [DailyPnl(real_money=True, currency=c, days=days[::-1]) for c in ("EUR", "USDT")]
     )
-    in_pnl = {line.label: line.css for line in pnl_chart(lines).lines}
+    in_pnl = {line.label: line.css for chart in pnl_charts(lines) for line in chart.lines}
     in_daily = {chart.legend[0].label: chart.legend[0].css for chart in daily}
     assert in_daily == {label: in_pnl[label] for label in in_daily}
     assert len(set(in_pnl.values())) == 3
@@ -266,4 +277,5 @@ def test_records_at_the_ends_of_time_still_draw(moments: list[datetime]) -> None
     assert drawdown_chart(DrawdownSeries(bucket="day", bars=days)).x_labels
     points = [ChartPoint(at=m, value=1.0, session_id="p") for m in moments]
     if len(points) >= 2:
-        assert pnl_chart([PnlLine(real_money=False, currency="USDT", points=points)]).x_labels
+        (chart,) = pnl_charts([PnlLine(real_money=False, currency="USDT", points=points)])
+        assert chart.x_labels

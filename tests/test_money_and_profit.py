@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.webui.app import create_app
-from src.webui.charts import daily_charts, drawdown_chart, pnl_chart
+from src.webui.charts import daily_charts, drawdown_chart, pnl_charts
 from src.webui.formatting import (
     fmt_compact,
     fmt_count,
@@ -77,10 +77,20 @@ def test_pnl_chart_draws_one_line_per_kind_and_currency(tmp_path: Path) -> None:
     assert keys == [(True, "EUR"), (True, "USDT"), (False, "USD"), (False, "USDT"), (False, "")]
     usdt = charts.pnl_lines[1]
     assert [p.value for p in usdt.points] == [100.0, 60.0]  # never with the 1000 simulated
-    chart = pnl_chart(charts.pnl_lines)
-    assert [entry.label for entry in chart.legend][:2] == ["Echtgeld · EUR", "Echtgeld · USDT"]
-    assert chart.legend[1].value == "+60,00 USDT"
-    assert all(dot.title for line in chart.lines for dot in line.dots)
+    drawn = pnl_charts(charts.pnl_lines)
+    # One chart per currency, in the daily charts' order; real money first in each.
+    assert [c.title for c in drawn] == [
+        "Kumulierter Realized PnL · EUR",
+        "Kumulierter Realized PnL · USD",
+        "Kumulierter Realized PnL · USDT",
+        "Kumulierter Realized PnL · ¤",
+    ]
+    usdt_chart = drawn[2]
+    assert [(e.label, e.value) for e in usdt_chart.legend] == [
+        ("Echtgeld · USDT", "+60,00 USDT"),
+        ("Simuliert · USDT", "+1.000,00 USDT"),
+    ]
+    assert all(dot.title for chart in drawn for line in chart.lines for dot in line.dots)
 
 
 def test_groups_by_strategy_symbol_and_environment(tmp_path: Path) -> None:
@@ -155,6 +165,7 @@ def test_daily_pnl_covers_30_days_per_currency(tmp_path: Path) -> None:
         (fmt_duration(3 * 3600 + 12 * 60), "3 h 12 min"),
         (fmt_compact(1_500_000, 500_000), "1,5 Mio."),
         (fmt_compact(-250_000, 50_000), "−250 Tsd."),
+        (fmt_compact(0.000025, 0.000025, 6), "0,000025"),  # a BTC axis: six decimals
     ],
 )
 def test_numbers_are_formatted_the_german_way(text: str, expected: str) -> None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from operator import attrgetter
+from typing import TypeVar
 
 from src.experiments.live_session_record import utc_instant
+from src.experiments.session_head import currency_decimals
 from src.webui.formatting import (
     fmt_compact,
     fmt_count,
@@ -60,6 +63,7 @@ ZONE_UTC_DAYS = "Tage in UTC"  # buckets are UTC days, whatever zone the page sh
 SERIES_COLOURS = 6
 TOO_FEW_POINTS = "Noch nicht genug Daten für dieses Diagramm."
 OUT_OF_RANGE = "Die Werte sind zu groß für dieses Diagramm."
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
@@ -142,14 +146,17 @@ def _nice_step(span: float, ticks: int = 4) -> float:
     return next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw)
 
 
-def _value_scale(values: Sequence[float]) -> tuple[float, float, float] | None:
-    """Axis bounds on whole steps and the step; None when not drawable (not finite)."""
+def _value_scale(
+    values: Sequence[float], least_step: float = 0.0
+) -> tuple[float, float, float] | None:
+    """Axis bounds on whole steps and the step (at least ``least_step``); None when
+    not drawable (not finite)."""
     low, high = min(0.0, *values), max(0.0, *values)
     if not math.isfinite(high - low):
         return None
     if high == low:
-        high = low + 1.0
-    step = _nice_step(high - low)
+        high = low + max(1.0, least_step)
+    step = max(_nice_step(high - low), least_step)
     low, high = math.floor(low / step) * step, math.ceil(high / step) * step
     return (low, high, step) if math.isfinite(high - low) else None
 
@@ -288,34 +295,69 @@ def series_label(real_money: bool, currency: str) -> str:
 
 # --- Cumulative PnL -------------------------------------------------------------
 
+PNL_TITLE = "Kumulierter Realized PnL"
 
-def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
-    """Cumulative realized PnL over time: one line per kind of money and currency.
 
-    Drawn from two points on, even when they are in two currencies (two lines
-    of one point each, shown as their dots): one session alone is no chart.
+def pnl_charts(lines: Sequence[PnlLine]) -> list[Chart]:
+    """Cumulative realized PnL over time: one chart per currency, one line per kind
+    of money in it.
+
+    Each currency gets its own value axis in its own decimals: on one shared
+    axis a USDT line in the thousands flattened a BTC line of 0,00x onto zero.
+    All share one time axis, so the charts read side by side. Drawn from two
+    points on, even when they are in two currencies (each shown as its dot):
+    one session alone is no chart.
     """
+    points = [p for line in lines for p in line.points]
+    if len(points) < 2:
+        return [Chart(title=PNL_TITLE, unit="", empty=True)]
+    domain = _time_domain([utc_instant(p.at).timestamp() for p in points])
+    colours = _currency_order([line.currency for line in lines])
+    return [
+        _pnl_chart(currency, group, colours[currency], domain)
+        for currency, group in _by_currency(lines, attrgetter("currency"))
+    ]
+
+
+def _by_currency(
+    items: Iterable[_Item], currency: Callable[[_Item], str]
+) -> list[tuple[str, list[_Item]]]:
+    """``items`` grouped by currency, in the order every chart row uses (unknown last)."""
+    groups: dict[str, list[_Item]] = {}
+    for item in items:
+        groups.setdefault(currency(item), []).append(item)
+    return sorted(groups.items(), key=lambda kv: (kv[0] == "", kv[0]))
+
+
+def _money_axis(currency: str) -> Callable[[float, float], str]:
+    """Tick text in the currency's own decimals (``0,0015`` for BTC, ``2 Tsd.`` for USDT)."""
+    most = currency_decimals(currency)
+    return lambda value, step: fmt_compact(value, step, most)
+
+
+def _pnl_chart(
+    currency: str, lines: Sequence[PnlLine], colour: int, domain: tuple[float, float]
+) -> Chart:
+    """One currency's lines (real and simulated money apart) on its own value axis."""
     chart = Chart(
-        title="Kumulierter Realized PnL",
-        unit="je Geldart und Währung",
-        empty=sum(len(line.points) for line in lines) < 2,
+        title=f"{PNL_TITLE} · {currency or '¤'}",
+        unit=f"Realized PnL in {currency or 'unbekannter Währung'}",
+        empty=False,
     )
-    if chart.empty:
-        return chart
-    scale = _value_scale([p.value for line in lines for p in line.points])
+    # The smallest step is the currency's smallest shown unit: ticks never repeat.
+    scale = _value_scale(
+        [p.value for line in lines for p in line.points], 10.0 ** -currency_decimals(currency)
+    )
     if scale is None:
         return _out_of_range(chart)
     low, high, _ = scale
-    _y_axis(chart, scale, fmt_compact)
-    first, span = _time_domain(
-        [utc_instant(p.at).timestamp() for line in lines for p in line.points]
-    )
+    _y_axis(chart, scale, _money_axis(currency))
+    first, span = domain
     width = chart.plot_right - chart.plot_left
 
     def x_of(t: float) -> float:
         return round(chart.plot_left + (t - first) / span * width, 2)
 
-    colours = _currency_order([line.currency for line in lines])
     for line in lines:
         if not line.points:
             continue
@@ -323,7 +365,7 @@ def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
             (x_of(utc_instant(p.at).timestamp()), _y_of(p.value, low, high, chart))
             for p in line.points
         ]
-        css = _series_css(colours[line.currency], line.real_money)
+        css = _series_css(colour, line.real_money)
         label = series_label(line.real_money, line.currency)
         last = line.points[-1].value
         chart.lines.append(
@@ -346,7 +388,7 @@ def pnl_chart(lines: Sequence[PnlLine]) -> Chart:
             )
         )
         chart.legend.append(
-            LegendEntry(css, label, fmt_money(last, line.currency), pnl_class(last))
+            LegendEntry(css, label, fmt_money(last, line.currency), pnl_class(last, line.currency))
         )
     _even_time_ticks(chart, first, span, x_of)
     return chart
@@ -490,12 +532,9 @@ def daily_charts(series: Sequence[DailyPnl]) -> list[Chart]:
     """PnL per day of the last 30 days: one chart per currency, real and simulated
     money as separate bars side by side (never added)."""
     colours = _currency_order([s.currency for s in series])
-    by_currency: dict[str, list[DailyPnl]] = {}
-    for item in series:
-        by_currency.setdefault(item.currency, []).append(item)
     return [
         _daily_chart(currency, items, colours[currency])
-        for currency, items in sorted(by_currency.items(), key=lambda kv: (kv[0] == "", kv[0]))
+        for currency, items in _by_currency(series, attrgetter("currency"))
     ]
 
 

@@ -69,11 +69,12 @@ def fmt_ratio(value: float | None) -> str:
     return EMPTY if value is None else german_number(value, 2)
 
 
-def fmt_compact(value: float, step: float | None = None) -> str:
+def fmt_compact(value: float, step: float | None = None, most: int = 4) -> str:
     """Short axis text: ``1,5 Mio.``, ``250 Tsd.``, ``−12,5``.
 
     ``step`` is the axis step: the text keeps as many decimals as neighbouring
-    ticks need to differ.
+    ticks need to differ, up to ``most`` below a thousand (a BTC axis needs
+    six: ``0,000025``).
     """
     if value == 0:
         return "0"
@@ -82,12 +83,14 @@ def fmt_compact(value: float, step: float | None = None) -> str:
         if size >= limit:
             scaled = value / limit
             return f"{german_number(scaled, _decimals_for((step or size) / limit))} {unit}"
-    return german_number(value, _decimals_for(step or size))
+    return german_number(value, _decimals_for(step or size, most))
 
 
-def _decimals_for(step: float) -> int:
-    """Enough decimals that ``step`` shows without rounding (at most 4)."""
-    return next((d for d in range(5) if abs(round(step, d) - step) <= 1e-9 * abs(step)), 4)
+def _decimals_for(step: float, most: int = 4) -> int:
+    """Enough decimals that ``step`` shows without rounding (at most ``most``)."""
+    return next(
+        (d for d in range(most + 1) if abs(round(step, d) - step) <= 1e-9 * abs(step)), most
+    )
 
 
 def fmt_time(value: datetime | None) -> str:

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from src.webui import glance, presentation
-from src.webui.charts import daily_charts, drawdown_chart, pnl_chart
+from src.webui.charts import daily_charts, drawdown_chart, pnl_charts
 from src.webui.live_track import SessionRules
 from src.webui.session_urls import session_api_url
 
@@ -41,7 +41,7 @@ def build_templates(rules: SessionRules) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATE_DIR)
     presentation.install(templates.env, rules.real_money_modes)
     templates.env.globals.update(
-        pnl_chart=pnl_chart, drawdown_chart=drawdown_chart, daily_charts=daily_charts
+        pnl_charts=pnl_charts, drawdown_chart=drawdown_chart, daily_charts=daily_charts
     )
     templates.env.filters["session_api_url"] = session_api_url
     glance.install(templates.env)

@@ -95,3 +95,15 @@ def chart_text_outside(page: Page) -> list[str]:
         })"""
     )
     return outside
+
+
+def chart_text_px(page: Page) -> list[float]:
+    """The on-screen size of every chart text: its font size times the SVG's scale."""
+    sizes: list[float] = page.evaluate(
+        """() => [...document.querySelectorAll('.chart svg')].flatMap(svg => {
+            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+            return [...svg.querySelectorAll('text')].map(
+                t => parseFloat(getComputedStyle(t).fontSize) * scale);
+        })"""
+    )
+    return sizes

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from src.experiments.live_session_registry import register_live_session_run
-from tests.e2e._support import TRADER_CONTEXT, PageProblems, chart_text_outside
+from tests.e2e._support import TRADER_CONTEXT, PageProblems, chart_text_outside, chart_text_px
 from tests.support import LiveServer, make_session, utc_now
 
 pytestmark = pytest.mark.browser
@@ -34,6 +34,8 @@ TICKS = """sel => [...document.querySelectorAll(sel + ' text.axis[data-time]')].
     clock: t.querySelector('tspan') ? t.querySelector('tspan').textContent : '',
 }))"""
 DATED = re.compile(r"^\d\d\.\d\d\.$")
+# two_sessions: one in EUR, one in USDT, each on a cumulative PnL chart of its own.
+PNL_CHARTS = (".chart-pnl:nth-child(1)", ".chart-pnl:nth-child(2)")
 
 
 def _context(browser: Browser, **options: Any) -> Iterator[BrowserContext]:
@@ -88,13 +90,18 @@ def test_two_sessions_get_dated_ticks_and_lokal_moves_every_time(
         footer = page.locator("footer")
         expect(footer).to_contain_text("Zeiten in UTC")
 
-        # Two sessions: both charts still show at least four dated ticks, each its own.
-        for chart in (".chart-pnl", ".chart-dd"):
+        # Two sessions in two currencies: a PnL chart each, on one time axis, and every
+        # chart still shows at least four dated ticks, each its own.
+        expect(page.locator(".chart-pnl figcaption")).to_have_text(
+            ["Kumulierter Realized PnL · EUR", "Kumulierter Realized PnL · USDT"]
+        )
+        for chart in (*PNL_CHARTS, ".chart-dd"):
             shown = ticks(page, chart)
             assert len(shown) >= 4, (chart, shown)
             assert all(DATED.match(t["day"]) for t in shown), shown
             assert len({(t["day"], t["clock"]) for t in shown}) == len(shown), shown
             expect(page.locator(f"{chart} .axis-zone")).to_have_text("Zeit: UTC")
+        assert ticks(page, PNL_CHARTS[0]) == ticks(page, PNL_CHARTS[1])
         utc_ticks = ticks(page, ".chart-pnl")
         dot_title = page.locator(".chart-pnl circle.dot title").first
         expect(dot_title).to_contain_text(" UTC · ")
@@ -136,7 +143,8 @@ def _assert_shown_in(
     zone_name = page.locator("tr.session-row td.col-started .tz").first.inner_text()
     assert zone_name not in ("", "UTC"), zone_name
     expect(footer).to_contain_text(f"Lokalzeit ({zone_name})")
-    expect(page.locator(".chart-pnl .axis-zone")).to_have_text(f"Zeit: {zone_name}")
+    for chart in PNL_CHARTS:
+        expect(page.locator(f"{chart} .axis-zone")).to_have_text(f"Zeit: {zone_name}")
 
     shown = ticks(page, ".chart-pnl")
     assert [t["iso"] for t in shown] == [t["iso"] for t in utc_ticks]
@@ -160,18 +168,6 @@ def _assert_shown_in(
     assert started.locator("time").inner_text() != utc_started
     expect(page.locator(".tz-label").first).to_have_text(f"({zone_name})")
     return zone_name
-
-
-def _rendered_chart_text_px(page: Page) -> list[float]:
-    """The on-screen size of every chart text: its font size times the SVG's scale."""
-    sizes: list[float] = page.evaluate(
-        """() => [...document.querySelectorAll('.chart svg')].flatMap(svg => {
-            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
-            return [...svg.querySelectorAll('text')].map(
-                t => parseFloat(getComputedStyle(t).fontSize) * scale);
-        })"""
-    )
-    return sizes
 
 
 def test_phone_money_and_group_tables_stay_on_the_screen(
@@ -209,7 +205,7 @@ def test_phone_money_and_group_tables_stay_on_the_screen(
                 .map(el => el.textContent)"""
         )
         assert cut == [], f"cut off on the phone: {cut}"
-        sizes = _rendered_chart_text_px(page)
+        sizes = chart_text_px(page)
         assert sizes and min(sizes) >= 11, f"chart text too small: {min(sizes):.1f}px"
         # The bigger phone text still fits its chart: no axis label cut at the edge.
         outside = chart_text_outside(page)
@@ -298,7 +294,7 @@ def test_sessions_table_fits_a_laptop_with_running_bots_and_a_failure(
         red = page.locator(f"tr.session-row[data-session-id='{found['red']}']")
         expect(red.locator(".risk-light.risk-red")).to_have_count(1)
         keep_screenshot(page, f"glance-laptop-running-{scheme}.png")
-        sizes_px = _rendered_chart_text_px(page)
+        sizes_px = chart_text_px(page)
         assert sizes_px and min(sizes_px) >= 11, f"chart text too small: {min(sizes_px):.1f}px"
         sizes = page.locator(".sessions .table-wrap").evaluate(
             """wrap => ({wrap: wrap.clientWidth, content: wrap.scrollWidth,
