@@ -130,7 +130,11 @@ def test_page_and_api_say_the_registry_could_not_be_read(
         since = index.snapshot().unreadable_since
         assert since is not None
         page = client.get("/").text
-        assert f"Registry nicht lesbar seit {since:%d.%m.%Y %H:%M} UTC" in page
+        assert (
+            f"Registry nicht lesbar seit {since:%d.%m.%Y %H:%M} UTC – noch nichts gelesen, "
+            "neuer Versuch folgt automatisch." in page
+        )
+        assert "Index wird geladen" not in page  # not between two tries
         assert "Keine Live-Sessions gefunden" not in page  # not an empty registry
 
 
