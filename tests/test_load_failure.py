@@ -21,7 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.experiments import registry_index
+from src.experiments.parallel_load import read_in_batches
 from src.experiments.registry_index import RegistryIndex
+from src.experiments.session_head import order_key
 from src.webui.app import create_app
 from src.webui.settings import Settings
 from tests.support import DATA_REGISTRY, LiveServer, settings_env, wait_until
@@ -167,7 +169,7 @@ def test_a_load_failing_half_way_leaves_nothing_half_read(
     The first load files its heads unsorted and sorts once at the end; kept
     after a crash, they would be missing from the order a smaller retry keeps.
     """
-    read = registry_index.read_in_batches
+    read = read_in_batches
 
     def crash_after_first_batch(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for batch in read(*args, **kwargs):
@@ -184,4 +186,4 @@ def test_a_load_failing_half_way_leaves_nothing_half_read(
     index.reconcile()
     sessions = index.snapshot().sessions
     assert len(sessions) == len(list(registry_dir.iterdir()))
-    assert list(sessions) == sorted(sessions, key=registry_index.order_key, reverse=True)
+    assert list(sessions) == sorted(sessions, key=order_key, reverse=True)
