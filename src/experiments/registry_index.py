@@ -148,6 +148,8 @@ class RegistryIndex:
         self._ordered: list[SessionHead] = []
         self._snapshot = IndexSnapshot(generation=0, directory=directory)
         self._loaded = threading.Event()
+        # Set once the first load ended, loaded or failed: nobody waits for a crashed load.
+        self._load_ended = threading.Event()
         self._load_started = False
         self._listed_once = False
         self._unreadable_since: datetime | None = None
@@ -159,7 +161,18 @@ class RegistryIndex:
         return self._snapshot
 
     def wait_loaded(self, timeout: float) -> bool:
-        return self._loaded.wait(timeout)
+        """Wait at most ``timeout`` for the first load to end; whether the index is loaded.
+
+        A failed load ends the wait too (False): its snapshot says since when the
+        registry cannot be read, and the next reconcile loads afresh.
+        """
+        self._load_ended.wait(timeout)
+        return self._loaded.is_set()
+
+    @property
+    def load_failed(self) -> bool:
+        """Whether the first load ended in an error and no later one went through yet."""
+        return self._load_ended.is_set() and not self._loaded.is_set()
 
     def read_record(self, head: SessionHead) -> LiveSessionRecord | None:
         """Read the full record for a detail view; the name comes from the index."""
@@ -178,7 +191,17 @@ class RegistryIndex:
             if self._load_started:
                 return
             self._load_started = True
-        threading.Thread(target=self.reconcile, name="registry-index-load", daemon=True).start()
+        threading.Thread(target=self._load, name="registry-index-load", daemon=True).start()
+
+    def _load(self) -> None:
+        """The background first load: a crash is logged here, as no caller sees it."""
+        try:
+            self.reconcile()
+        except Exception:
+            logger.exception(
+                "Loading the live-session registry %s failed; the next reconcile tries again",
+                self.directory,
+            )
 
     def reconcile(self) -> list[SessionChange]:
         """Compare the directory with the index and re-read only what changed."""
@@ -188,8 +211,12 @@ class RegistryIndex:
         # the cyclic GC would walk the growing heap again and again (a third of
         # the load) and find nothing to free.
         _pin_mmap_threshold()
-        with gc_paused():
-            changes = self._reconcile()
+        try:
+            with gc_paused():
+                changes = self._reconcile()
+        except BaseException:
+            self._first_load_failed()
+            raise
         _release_free_memory()
         return changes
 
@@ -243,14 +270,34 @@ class RegistryIndex:
                 self._publish(loaded=True)
             if self.load_seconds is None:
                 self.load_seconds = time.monotonic() - started
-            self._loaded.set()
-            self._load_started = True
+            self._set_loaded()
             heads = list(self._ordered) if self._persistent and self._cache_dirty else None
             skipped = self._skipped_records() if heads is not None else []
             self._cache_dirty = False
         if heads is not None:  # outside the lock: the watch's refreshes need not wait
             save_heads(self.directory, heads, skipped)
         return changes
+
+    def _set_loaded(self) -> None:
+        self._loaded.set()
+        self._load_ended.set()
+        self._load_started = True
+
+    def _first_load_failed(self) -> None:
+        """Drop what a crashed first load read, say since when the registry cannot be
+        read, and wake the waiters: the next reconcile loads afresh.
+
+        Kept, the heads read so far would be missing from the order (the first
+        load sorts once, at its end), and the retry would skip them as known.
+        """
+        with self._lock:
+            if self._loaded.is_set():
+                return  # loaded all the same: saving the head cache failed
+            self._heads, self._by_id, self._duplicates = {}, {}, {}
+            self._skipped, self._ordered = {}, []
+            self._unreadable_since = self._unreadable_since or datetime.now(timezone.utc)
+            self._publish(loaded=False)
+            self._load_ended.set()
 
     def _lists_in_helper(self, first: bool) -> bool:
         """Whether a helper process lists (and stats) the directory on the other core.
@@ -310,8 +357,9 @@ class RegistryIndex:
             )
             self._unreadable_since = datetime.now(timezone.utc)
             self._publish(loaded=True)
-        self._loaded.set()
-        self._load_started = True
+        elif not self._loaded.is_set():  # after a crashed first load, which said so already
+            self._publish(loaded=True)
+        self._set_loaded()
         return []
 
     def _apply(
@@ -413,8 +461,7 @@ class RegistryIndex:
             if changes or removed or read or (loaded and not self._loaded.is_set()):
                 self._publish(loaded=loaded or self._loaded.is_set())
             if loaded:
-                self._loaded.set()
-                self._load_started = True
+                self._set_loaded()
             return changes
 
     def _forget(self, name: str, bulk: bool, changes: list[SessionChange] | None) -> None:

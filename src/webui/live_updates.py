@@ -56,6 +56,9 @@ STALE_CHECK_SECONDS = 2.0
 FIRST_RECONCILE_SECONDS = 2.0
 # How often the watch wakes without events to check its directory is still the same.
 WATCH_CHECK_MILLISECONDS = 1000
+# The loops wait for the first load in steps this long: a thread blocked in one
+# long wait outlives its cancelled task, and the interpreter joins it at exit.
+LOAD_WAIT_STEP_SECONDS = 0.5
 
 
 def directory_identity(directory: Path) -> tuple[int, int] | None:
@@ -206,14 +209,31 @@ class LiveUpdates:
         if changes or self.index.snapshot().generation != generation:
             self.publish(changes)
 
-    async def _reconcile_loop(self) -> None:
-        await asyncio.to_thread(self.index.wait_loaded, 24 * 3600)
-        # The loaded index is hundreds of thousands of long-lived objects; left
-        # to the cyclic GC, every later collection would walk them all again.
+    async def _first_load_ended(self) -> None:
+        """Wait until the first load ended (loaded or failed), in short steps, so
+        that the server's exit never waits for a load, let alone a crashed one."""
+        while not await asyncio.to_thread(self.index.wait_loaded, LOAD_WAIT_STEP_SECONDS):
+            if self.index.load_failed:
+                return
+
+    def _freeze_loaded_index(self) -> bool:
+        """Hide the loaded index from the cyclic GC; False while it is not loaded.
+
+        It is hundreds of thousands of long-lived objects; left to the cyclic
+        GC, every later collection would walk them all again.
+        """
+        if not self.index.wait_loaded(0):
+            return False
         gc.freeze()
-        self.publish([])  # pages that opened while the index loaded
+        return True
+
+    async def _reconcile_loop(self) -> None:
+        await self._first_load_ended()
+        frozen = self._freeze_loaded_index()
+        self.publish([])  # pages that opened while the index loaded (or failed to)
         # The first pass soon: the first load's listing may predate the watch
         # (it starts while the server imports), so a change in between is caught.
+        # After a failed first load, this pass is the next try.
         pause = min(FIRST_RECONCILE_SECONDS, self._reconcile_seconds)
         while True:
             await asyncio.sleep(pause)
@@ -222,11 +242,14 @@ class LiveUpdates:
                 await self._refresh()
             except Exception:  # the loop must outlive any one bad pass
                 logger.exception("Reconciling the live-session registry failed")
+            frozen = frozen or self._freeze_loaded_index()
 
     def check_stale(self, now: datetime | None = None) -> None:
         """Tell open pages when a session turned stale (or came back), registry
         change or not; sessions newly stale are listed for a notification."""
         snapshot = self.index.snapshot()
+        if not snapshot.loaded:
+            return  # the first look waits for the sessions: all would look newly stale
         stale = stale_sessions(snapshot, now or utcnow(), self.rules)
         known, self._stale = self._stale, stale
         if known is None or stale == known:
@@ -235,7 +258,7 @@ class LiveUpdates:
         self.publish([], stale=[notice for notice in newly if notice["status"] == "started"])
 
     async def _stale_loop(self) -> None:
-        await asyncio.to_thread(self.index.wait_loaded, 24 * 3600)
+        await self._first_load_ended()
         while True:
             try:
                 self.check_stale()
