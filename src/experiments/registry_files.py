@@ -51,32 +51,30 @@ def resolve_registry_dir(base_dir: str | os.PathLike[str] | None = None) -> Path
 
 
 # What identifies one version of a file without reading it: its size and mtime,
-# packed into one plain int (the mtime in the low 64 bits, offset so that a
-# negative mtime fits too; the size above, where a record's few kilobytes keep
-# the int at three 30-bit digits, 8 bytes less than with the mtime on top).
-# The index holds one per file: at 100,000 files a tuple of two ints costs 80
-# bytes more per file, and an int subclass 16 more (heap types carry the cyclic
-# GC's header). Equal stamps are equal
+# packed into one plain int (size in the low 64 bits, offset so that a negative
+# size fits too; the mtime above). The index holds one per file: at 100,000
+# files a tuple of two ints costs 80 bytes more per file, and an int subclass
+# 16 more (heap types carry the cyclic GC's header). Equal stamps are equal
 # ints, so comparing and hashing stay in C. Read it with stamp_size and
 # stamp_mtime_ns; make it with file_stamp.
 FileStamp = NewType("FileStamp", int)
 
-_MTIME_BITS = 64
-_MTIME_OFFSET = 1 << (_MTIME_BITS - 1)
-_MTIME_MASK = (1 << _MTIME_BITS) - 1
+_SIZE_BITS = 64
+_SIZE_OFFSET = 1 << (_SIZE_BITS - 1)
+_SIZE_MASK = (1 << _SIZE_BITS) - 1
 
 
 def file_stamp(size: int, mtime_ns: int) -> FileStamp:
-    """The stamp of a file of this size and mtime; exact for any 64-bit mtime."""
-    return FileStamp((size << _MTIME_BITS) | (mtime_ns + _MTIME_OFFSET))
+    """The stamp of a file of this size and mtime; exact for any 64-bit size."""
+    return FileStamp((mtime_ns << _SIZE_BITS) | (size + _SIZE_OFFSET))
 
 
 def stamp_size(stamp: FileStamp) -> int:
-    return stamp >> _MTIME_BITS
+    return (stamp & _SIZE_MASK) - _SIZE_OFFSET
 
 
 def stamp_mtime_ns(stamp: FileStamp) -> int:
-    return (stamp & _MTIME_MASK) - _MTIME_OFFSET
+    return stamp >> _SIZE_BITS
 
 
 @dataclass(frozen=True)
@@ -325,7 +323,7 @@ for name in names:
         continue
     if stat.S_ISREG(info.st_mode):
         regular.append(name)
-        stamps.append((info.st_size << {_MTIME_BITS}) | (info.st_mtime_ns + {_MTIME_OFFSET}))
+        stamps.append((info.st_mtime_ns << {_SIZE_BITS}) | (info.st_size + {_SIZE_OFFSET}))
     else:
         others.append(name); modes.append(info.st_mode)
 known = b""

@@ -293,7 +293,7 @@ class RegistryIndex:
         with self._lock:
             if self._loaded.is_set():
                 return  # loaded all the same: saving the head cache failed
-            self._heads, self._by_id, self._duplicates = {}, {}, {}
+            self._heads, self._ids = {}, IdTally()
             self._skipped, self._ordered = {}, []
             self._unreadable_since = self._unreadable_since or datetime.now(timezone.utc)
             self._publish(loaded=False)
