@@ -222,6 +222,34 @@ def test_an_unchanged_registry_comes_whole_from_the_cache(
     assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
 
 
+def test_a_first_load_from_the_files_is_laid_out_anew_and_stays_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_cold_start: None
+) -> None:
+    registry = tmp_path / "registry"
+    original_registry(registry, 40)
+    monkeypatch.setattr(registry_index, "COMPACT_AFTER_FILES", 10)
+    decoded: list[int] = []
+    real_decode = registry_index.decode_heads
+    monkeypatch.setattr(
+        registry_index,
+        "decode_heads",
+        lambda encoded: decoded.append(len(encoded)) or real_decode(encoded),
+    )
+    index = RegistryIndex(registry, persistent=True)
+    index.reconcile()
+    uncached = RegistryIndex(registry)
+    uncached.reconcile()
+
+    assert len(decoded) == 1  # laid out anew once; the plain full read is not
+    assert index.snapshot().sessions == uncached.snapshot().sessions
+    assert index.snapshot().conflicts == uncached.snapshot().conflicts != {}
+    assert [h.session_id for h in index.snapshot().sessions] == scan_ids(registry)
+    later = registry / "later.json"  # the index works on as before
+    later.write_text(json.dumps(original_record("later", status="started")))
+    index.reconcile()
+    assert index.snapshot().by_id["later"].file_name == "later.json"
+
+
 def test_equal_error_texts_are_held_once_read_or_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -212,6 +212,15 @@ _new_head = functools.partial(tuple.__new__, SessionHead)
 _REPEATED_TEXT = frozenset({"error", "report_path"})
 
 
+def encode_heads(heads: list[SessionHead]) -> bytes:
+    """Heads as bytes, in the cache's format, for ``decode_heads`` in this process."""
+    return marshal.dumps(_to_columns(heads))
+
+
+def decode_heads(encoded: bytes) -> list[SessionHead]:
+    return _from_columns(marshal.loads(encoded))
+
+
 def _to_columns(heads: list[SessionHead]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     for position, name in enumerate(SessionHead._fields):

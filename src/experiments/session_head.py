@@ -191,6 +191,13 @@ _profiles: dict[Profile, Profile] = {}
 _MAX_PROFILES = 100_000
 
 
+def forget_shared() -> None:
+    """Let go of the shared profiles, so that the next heads make their own."""
+    _profiles.clear()
+    plain_profile.cache_clear()
+    profile_from_plain.cache_clear()
+
+
 def _shared_profile(profile: Profile) -> Profile:
     if len(_profiles) >= _MAX_PROFILES:
         _profiles.clear()
