@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -107,11 +108,16 @@ def count_sessions(snapshot: IndexSnapshot, query: SessionQuery, now: datetime) 
     return len(filter_sessions(snapshot, query, now))
 
 
+# Through the profile, in C: the head's own properties cost a call more per head.
+_MODE: Callable[[SessionHead], str] = attrgetter("profile.mode")
+_HOST: Callable[[SessionHead], str] = attrgetter("profile.host")
+
+
 def modes_present(snapshot: IndexSnapshot) -> list[str]:
     """Every mode some session has, for the mode filter (not a fixed list)."""
 
     def build() -> tuple[str, ...]:
-        return tuple(sorted({head.mode for head in snapshot.sessions if head.mode}))
+        return tuple(sorted(set(map(_MODE, snapshot.sessions)) - {""}))
 
     return list(cached_view(snapshot, ("modes",), build))
 
@@ -229,7 +235,7 @@ def registry_hosts(snapshot: IndexSnapshot) -> list[str]:
     """The bot hosts present, once per snapshot (a directory has none)."""
 
     def build() -> list[str]:
-        return sorted({head.host for head in snapshot.sessions if head.host})
+        return sorted(set(map(_HOST, snapshot.sessions)) - {""})
 
     return cached_view(snapshot, ("hosts",), build)
 

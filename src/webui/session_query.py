@@ -89,7 +89,7 @@ def head_status(head: SessionHead) -> SessionStatus:
     return normalize_status(head.status, head.ended)
 
 
-_STORED_STATUS: Callable[[SessionHead], str] = attrgetter("status")
+_STORED_STATUS: Callable[[SessionHead], str] = attrgetter("profile.status")  # in C
 
 
 class StatusTally(NamedTuple):
