@@ -187,3 +187,35 @@ def test_a_load_failing_half_way_leaves_nothing_half_read(
     sessions = index.snapshot().sessions
     assert len(sessions) == len(list(registry_dir.iterdir()))
     assert list(sessions) == sorted(sessions, key=order_key, reverse=True)
+
+
+def test_a_retry_that_crashes_after_the_watch_added_a_file_also_starts_over(
+    registry_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch may file a head between a crashed first load and its retry; a
+    retry crashing half way must still leave nothing half read (review finding)."""
+    read = read_in_batches
+
+    def crash_after_first_batch(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for batch in read(*args, **kwargs):
+            yield batch
+            raise RuntimeError(INJECTED)
+
+    monkeypatch.setattr(registry_index, "BULK_RESORT", 0)
+    monkeypatch.setattr(registry_index, "read_in_batches", failing_read)
+    index = RegistryIndex(registry_dir)
+    with pytest.raises(RuntimeError, match=INJECTED):
+        index.reconcile()
+    monkeypatch.setattr(registry_index, "read_in_batches", read)
+    first = sorted(path.name for path in registry_dir.iterdir())[0]
+    index.refresh_names([first])  # the watch saw it change
+    monkeypatch.setattr(registry_index, "read_in_batches", crash_after_first_batch)
+    with pytest.raises(RuntimeError, match=INJECTED):
+        index.reconcile()
+    monkeypatch.setattr(registry_index, "read_in_batches", read)
+    index.reconcile()
+
+    sessions = index.snapshot().sessions
+    assert index.snapshot().loaded
+    assert len(sessions) == len(list(registry_dir.iterdir()))
+    assert list(sessions) == sorted(sessions, key=order_key, reverse=True)

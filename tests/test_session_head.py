@@ -157,3 +157,27 @@ def test_heads_cross_processes_unchanged(tmp_path: Path) -> None:
         "2300-01-01T00:00:00",
     ]
     assert back[0][1].profile is heads[0].profile
+
+
+def test_long_texts_of_rewritten_records_are_not_kept() -> None:
+    """A writer making up a new long symbol in every rewrite: the old texts go
+    with their heads, shared profiles or not (review finding)."""
+    import gc
+    import tracemalloc
+
+    def write_and_forget(n: int) -> None:
+        head = head_of(record_with(session_id="s", env_name=f"{n}" + "x" * 200_000))
+        marshal.dumps(to_wire(head.stamp, head))  # the wire keeps plain forms too
+
+    write_and_forget(0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1, 21):
+            write_and_forget(n)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 200_000  # 20 versions of 200 kB each: none of them stays

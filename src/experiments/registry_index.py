@@ -213,8 +213,10 @@ class RegistryIndex:
 
     def reconcile(self) -> list[SessionChange]:
         """Compare the directory with the index and re-read only what changed."""
-        if self._heads or self._skipped:
+        if self._loaded.is_set():
             return self._reconcile()
+        # Until a load went through (the first, or a retry after one crashed, which
+        # the watch may have added a few heads to), a crash must reset the index.
         # The first load makes hundreds of thousands of objects that all live on;
         # the cyclic GC would walk the growing heap again and again (a third of
         # the load) and find nothing to free.
@@ -705,7 +707,8 @@ def release_free_memory() -> None:
 
     Parsing 100,000 files leaves about a sixth of the heap free but held by
     the allocator, and a busy server's request threads leave theirs; glibc's
-    malloc_trim returns it (nothing elsewhere). It takes microseconds.
+    malloc_trim returns it (nothing elsewhere). It takes up to a few
+    milliseconds (it locks each heap in turn), so it runs off the event loop.
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)

@@ -8,7 +8,6 @@ between processes is derived from the fields, so adding a field is one line.
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
 import os
@@ -185,23 +184,41 @@ def _seconds(moment: datetime | None) -> float | None:
     return None if moment is None else utc_instant(moment).timestamp()
 
 
+# The shared profiles, and their plain forms both ways (the wire, the cache).
+# A shared profile lives on after its last head, so only short ones are
+# shared, and at most _MAX_PROFILES: a writer making up a new long symbol
+# in every rewrite would otherwise pin each version's texts. Forgetting them
+# costs nothing but sharing for the heads made afterwards.
 _profiles: dict[Profile, Profile] = {}
-# Bounds what hostile records (a new strategy name in each) can pin in memory;
-# forgetting only costs sharing for the heads made afterwards.
-_MAX_PROFILES = 100_000
+_plain_of: dict[Profile, Wire] = {}
+_from_plain: dict[Wire, Profile] = {}
+_MAX_PROFILES = 10_000
+_MAX_SHARED_TEXT = 512  # characters, all of a profile's texts together
 
 
 def forget_shared() -> None:
     """Let go of the shared profiles, so that the next heads make their own."""
     _profiles.clear()
-    plain_profile.cache_clear()
-    profile_from_plain.cache_clear()
+    _plain_of.clear()
+    _from_plain.clear()
 
 
 def _shared_profile(profile: Profile) -> Profile:
+    shared = _profiles.get(profile)
+    if shared is not None:
+        return shared
+    if profile.exact is not None or _text_length(profile) > _MAX_SHARED_TEXT:
+        return profile  # one of a kind
     if len(_profiles) >= _MAX_PROFILES:
-        _profiles.clear()
-    return _profiles.setdefault(profile, profile)
+        forget_shared()
+    _profiles[profile] = profile
+    return profile
+
+
+def _text_length(profile: Profile) -> int:
+    texts = (profile.run_type, profile.mode, profile.env_name, profile.symbol, profile.status)
+    others = (profile.currency, profile.strategy_name, profile.host, profile.risk or "")
+    return sum(map(len, texts)) + sum(map(len, others))
 
 
 # Newest activity last; the file name breaks ties, so the order is total. In C,
@@ -421,8 +438,16 @@ def _stamp_of(path: str) -> FileStamp:
 Wire = tuple[Any, ...]
 
 
-@functools.lru_cache(maxsize=4096)
 def plain_profile(profile: Profile) -> Wire:
+    plain = _plain_of.get(profile)
+    if plain is None:
+        plain = _plain(profile)
+        if _profiles.get(profile) is profile:  # remembered only while shared
+            _plain_of[profile] = plain
+    return plain
+
+
+def _plain(profile: Profile) -> Wire:
     values: list[Any] = list(profile)
     for position in _ZONE_POSITIONS:
         zone = values[position]
@@ -432,8 +457,16 @@ def plain_profile(profile: Profile) -> Wire:
     return tuple(values)
 
 
-@functools.lru_cache(maxsize=4096)
 def profile_from_plain(plain: Wire) -> Profile:
+    profile = _from_plain.get(plain)
+    if profile is None:
+        profile = _shared_profile(_unplain(plain))
+        if _profiles.get(profile) is profile:  # remembered only while shared
+            _from_plain[plain] = profile
+    return profile
+
+
+def _unplain(plain: Wire) -> Profile:
     if len(plain) != len(Profile._fields):
         raise ValueError(f"a profile has {len(Profile._fields)} fields, got {len(plain)}")
     values = list(plain)
@@ -445,7 +478,7 @@ def profile_from_plain(plain: Wire) -> Profile:
     exact = plain[-1]
     if exact is not None:
         values[-1] = tuple(None if t is None else datetime.fromisoformat(t) for t in exact)
-    return _shared_profile(Profile._make(values))
+    return Profile._make(values)
 
 
 def to_wire(stamp: FileStamp, head: SessionHead | SkippedFile) -> Wire:

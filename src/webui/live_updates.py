@@ -208,16 +208,20 @@ class LiveUpdates:
         if names is None:
             changes = await asyncio.to_thread(self.index.reconcile)
         else:
-            changes = await asyncio.to_thread(self.index.refresh_names, names)
+            changes = await asyncio.to_thread(self._refresh_names, names)
+        # A new generation without changes: the registry became unreadable or
+        # readable again, and open pages must show (or drop) the banner.
+        if changes or self.index.snapshot().generation != generation:
+            self.publish(changes)
+
+    def _refresh_names(self, names: set[str]) -> list[SessionChange]:
+        changes = self.index.refresh_names(names)
         # While writers are busy, the page builds of the last snapshot leave
         # freed pages in the request threads' heaps. The 45 s write storm's RSS
         # peak at 100,000 sessions (benchmarks.load), three runs each: 157-175 MB
         # without this, 151-167 MB with it.
         release_free_memory()
-        # A new generation without changes: the registry became unreadable or
-        # readable again, and open pages must show (or drop) the banner.
-        if changes or self.index.snapshot().generation != generation:
-            self.publish(changes)
+        return changes
 
     async def _first_load_ended(self) -> None:
         """Wait until the first load ended (loaded or failed), in short steps, so
