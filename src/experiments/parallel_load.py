@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from src.experiments.registry_files import FileStamp
-from src.experiments.session_head import HeadOrSkip, from_wire, read_heads, to_wire
+from src.experiments.session_head import HeadOrSkip, Profile, from_wire, read_heads, to_wire
 
 Batch = Sequence[tuple[str, FileStamp | None]]
 Heads = list[HeadOrSkip]
@@ -98,7 +98,9 @@ def _read_frame(stream: IO[bytes]) -> Heads | None:
     payload = stream.read(length)
     if len(payload) < length:
         return None
-    return [from_wire(item) for item in marshal.loads(payload)]
+    items = marshal.loads(payload)
+    profiles: dict[int, Profile] = {}
+    return [from_wire(item, profiles) for item in items]
 
 
 def _worker_main() -> None:
