@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from src.experiments.live_session_record import utc_instant
 from src.experiments.registry_files import resolve_registry_dir
-from src.experiments.session_head import SessionHead, currency_decimals
+from src.experiments.session_head import currency_decimals
 from src.webui.vocabulary import STATUS_ORDER
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def _show_session(args: argparse.Namespace) -> int:
 
 def _summarize_sessions(args: argparse.Namespace) -> int:
     from src.webui.live_track import SessionRules, pnl_totals, shared_index, utcnow
-    from src.webui.session_query import SessionQuery
+    from src.webui.session_query import START_SECONDS, SessionQuery
     from src.webui.session_stats import session_stats
 
     settings = _settings(args)
@@ -271,8 +271,8 @@ def _summarize_sessions(args: argparse.Namespace) -> int:
         )  # fmt: skip
         for total in pnl_totals(snapshot.sessions, rules)
     ]
-    first = min(snapshot.sessions, key=_started)
-    last = max(snapshot.sessions, key=_started)
+    first = min(snapshot.sessions, key=START_SECONDS)
+    last = max(snapshot.sessions, key=START_SECONDS)
     lines += [
         ("Avg max drawdown", _percent(stats.avg_drawdown)),
         ("First started (UTC)", _utc_text(first.started_at)),
@@ -337,10 +337,6 @@ def _money(value: float | None, currency: str = "") -> str:
 
 def _percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{fraction:.1%}"
-
-
-def _started(head: SessionHead) -> float:
-    return head.started
 
 
 def _utc_text(moment: datetime) -> str:

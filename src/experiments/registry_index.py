@@ -12,6 +12,7 @@ import atexit
 import bisect
 import contextlib
 import ctypes
+import functools
 import gc
 import itertools
 import logging
@@ -698,8 +699,10 @@ def _pin_mmap_threshold() -> None:
     heads around them pin the freed space. Measured at 100,000 sessions with
     the index loaded in a thread: 170 MB resident without this, 143 MB with it.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    libc = _libc()
+    with contextlib.suppress(AttributeError):  # not glibc
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 def release_free_memory() -> None:
@@ -710,8 +713,20 @@ def release_free_memory() -> None:
     malloc_trim returns it (nothing elsewhere). It takes up to a few
     milliseconds (it locks each heap in turn), so it runs off the event loop.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+    libc = _libc()
+    with contextlib.suppress(AttributeError):  # not glibc
+        if libc is not None:
+            libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """This process's C library, looked up once: a server trims after every
+    refresh, and each lookup made a new handle and a cycle for the GC."""
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager

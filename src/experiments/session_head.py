@@ -180,10 +180,6 @@ def _zone(moment: datetime | None) -> timezone | None:
     return None if offset is None else timezone(offset)
 
 
-def _seconds(moment: datetime | None) -> float | None:
-    return None if moment is None else utc_instant(moment).timestamp()
-
-
 # The shared profiles, and their plain forms both ways (the wire, the cache).
 # A shared profile lives on after its last head, so only short ones are
 # shared, and at most _MAX_PROFILES: a writer making up a new long symbol
@@ -216,9 +212,7 @@ def _shared_profile(profile: Profile) -> Profile:
 
 
 def _text_length(profile: Profile) -> int:
-    texts = (profile.run_type, profile.mode, profile.env_name, profile.symbol, profile.status)
-    others = (profile.currency, profile.strategy_name, profile.host, profile.risk or "")
-    return sum(map(len, texts)) + sum(map(len, others))
+    return sum(map(len, _texts_of(profile))) + len(profile.risk or "")
 
 
 # Newest activity last; the file name breaks ties, so the order is total. In C,
@@ -523,3 +517,4 @@ _STAMP_POSITION = SessionHead._fields.index("stamp")
 _ZONE_POSITIONS = tuple(i for i, name in enumerate(Profile._fields) if name.endswith("_zone"))
 _TEXTS = ("run_type", "mode", "env_name", "symbol", "status", "currency", "strategy_name", "host")
 _TEXT_POSITIONS = tuple(map(Profile._fields.index, _TEXTS))
+_texts_of: Callable[[Profile], tuple[str, ...]] = operator.attrgetter(*_TEXTS)

@@ -114,13 +114,9 @@ def ended_sessions(
 
 def stale_sessions(snapshot: IndexSnapshot, now: datetime, rules: SessionRules) -> set[str]:
     """Ids of the running sessions whose heartbeats stopped longer ago than the limit."""
-    # The running sessions are found once per snapshot, shared with the pages;
-    # only those with heartbeats can turn stale.
-    return {
-        head.session_id
-        for head in all_statuses(snapshot).running
-        if head.updated is not None and is_stale(head, now, rules.stale_after)
-    }
+    # The running sessions are found once per snapshot, shared with the pages.
+    running = all_statuses(snapshot).running
+    return {head.session_id for head in running if is_stale(head, now, rules.stale_after)}
 
 
 class LiveUpdates:

@@ -154,10 +154,10 @@ def is_stale(head: SessionHead, now: datetime, stale_after: timedelta) -> bool:
     original writer writes ``started`` once and nothing until the end) the
     liveness is unknown, which is not the same as stale.
     """
-    heartbeat = head.updated_at
-    if heartbeat is None or head_status(head) != "started":
+    if head.updated is None or head_status(head) != "started":
         return False
-    return now - utc_instant(heartbeat) > stale_after
+    heartbeat = head.updated_at  # made only for the few running ones
+    return heartbeat is not None and now - utc_instant(heartbeat) > stale_after
 
 
 class SessionQuery(BaseModel):
